@@ -1,0 +1,51 @@
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use base64::Engine as _;
+use moodwire_core::{Keyword, Limit};
+use moodwire_server::{plot, AnalyzeResponse};
+
+use crate::wiring::{PipelineArgs, SourceSpec};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// What to analyse (1 to 100 characters).
+    keyword: String,
+    /// How many recent posts to analyse (1 to 1000).
+    #[arg(long, default_value_t = 250)]
+    limit: i64,
+    /// Also write the pie chart to this PNG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+/// One analysis, printed as the same JSON body `POST /analyze` answers with.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let keyword = Keyword::parse(&args.keyword).context("invalid keyword")?;
+    let limit = Limit::parse(args.limit).context("invalid --limit")?;
+    if args.pipeline.source != SourceSpec::Sample {
+        tracing::debug!(source = ?args.pipeline.source, "using a non-default source");
+    }
+    let service = args.pipeline.build_service()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let (analysis, served) = runtime.block_on(service.analyze(&keyword, limit))?;
+    let png = plot::render_png(&analysis)?;
+    if let Some(path) = &args.plot {
+        std::fs::write(path, &png).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let body = AnalyzeResponse::new(
+        &analysis,
+        served,
+        Some(base64::engine::general_purpose::STANDARD.encode(&png)),
+        started.elapsed().as_secs_f64(),
+    );
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &body)?;
+    writeln!(out)?;
+    Ok(())
+}

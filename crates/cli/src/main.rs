@@ -1,0 +1,52 @@
+//! The `moodwire` command. See `moodwire --help` and DESIGN.md for the contract.
+
+mod commands;
+mod model_args;
+mod wiring;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "moodwire", version, about = "Real-time emotion analytics for social media posts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (and, as the pipeline grows, the dashboard and background jobs).
+    Serve(commands::serve::Args),
+    /// One analysis of a keyword, printed as the API's JSON body.
+    Analyze(commands::analyze::Args),
+    /// Classify texts, one per line (stdin when no FILE), into JSON lines.
+    Classify(commands::classify::Args),
+    /// Evaluate the model on `text;label` lines: accuracy, F1, confusion matrix.
+    Eval(commands::eval::Args),
+    /// Measure classifier throughput and latency on a fixed corpus.
+    Bench(commands::bench::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "moodwire=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Analyze(args) => commands::analyze::run(args),
+        Command::Classify(args) => commands::classify::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

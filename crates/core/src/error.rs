@@ -1,0 +1,27 @@
+/// A request that cannot be turned into domain types. Every variant names the
+/// offending field and has a stable machine-readable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("keyword must not be blank")]
+    BlankKeyword,
+    #[error("keyword must be at most {max} characters after trimming (got {got})")]
+    KeywordTooLong { max: usize, got: usize },
+    #[error("limit must be between {min} and {max} (got {got})")]
+    LimitOutOfRange { min: u32, max: u32, got: i64 },
+}
+
+impl InputError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::BlankKeyword | InputError::KeywordTooLong { .. } => "invalid_keyword",
+            InputError::LimitOutOfRange { .. } => "invalid_limit",
+        }
+    }
+
+    pub fn field(&self) -> &'static str {
+        match self {
+            InputError::BlankKeyword | InputError::KeywordTooLong { .. } => "keyword",
+            InputError::LimitOutOfRange { .. } => "limit",
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The emotion classifier: text normalization, tokenization and ONNX Runtime
+//! inference behind the core's [`moodwire_core::ports::Classifier`] port.
+//!
+//! - [`ModelDir`] loads a model folder (`model.onnx`, `tokenizer.json`, `config.json`).
+//! - [`Engine`] runs length-bucketed batches on one ONNX Runtime session (blocking).
+//! - [`Infer`] is the async façade: a bounded queue in front of a dedicated
+//!   inference thread, so concurrent requests wait their turn instead of
+//!   oversubscribing the CPU, and an abandoned request stops being computed.
+
+mod config;
+mod encoder;
+mod engine;
+mod infer;
+pub mod metrics;
+mod model_dir;
+pub mod normalize;
+pub mod runtime;
+
+use std::path::{Path, PathBuf};
+
+pub use config::ModelConfig;
+pub use encoder::Encoder;
+pub use engine::{Engine, EngineOptions};
+pub use infer::{Infer, InferOptions};
+pub use model_dir::ModelDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "the ONNX Runtime library ({file}) was not found; run `make setup` in the moodwire repository \
+         (it unpacks the pinned library into .ort/), or set ORT_DYLIB_PATH to its path. Searched: {searched}",
+        file = runtime::ORT_LIBRARY_FILE,
+        searched = .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    RuntimeMissing { searched: Vec<PathBuf> },
+    #[error("{0}")]
+    Runtime(String),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid model config {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("invalid tokenizer {path}: {reason}")]
+    Tokenizer { path: PathBuf, reason: String },
+    #[error("cannot load the ONNX model {path}: {reason}")]
+    Session { path: PathBuf, reason: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+impl ModelError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

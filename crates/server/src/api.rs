@@ -1,0 +1,178 @@
+//! The wire format of `POST /analyze`: parsing the request into domain types
+//! (so handlers only ever see valid input) and shaping the response.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use moodwire_core::service::Served;
+use moodwire_core::{Analysis, EmotionShare, Keyword, Limit, PostsSource};
+
+use crate::ApiError;
+
+/// A valid `POST /analyze` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyzeRequest {
+    pub keyword: Keyword,
+    pub limit: Limit,
+    pub return_plot: bool,
+}
+
+/// The request body as documented in the OpenAPI description.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: parsing goes through `AnalyzeRequest::parse`
+pub struct AnalyzeRequestBody {
+    /// What to analyse: 1 to 100 characters after trimming, not blank.
+    #[schema(min_length = 1, max_length = 100, example = "AI")]
+    keyword: String,
+    /// How many recent posts to analyse.
+    #[schema(minimum = 1, maximum = 1000, default = 250)]
+    limit: Option<u32>,
+    /// Whether to include the pie chart as a base64 PNG.
+    #[schema(default = true)]
+    return_plot: Option<bool>,
+}
+
+impl AnalyzeRequest {
+    const FIELDS: [&'static str; 3] = ["keyword", "limit", "return_plot"];
+
+    /// Parses a JSON body; every failure names the field at fault.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        let Value::Object(fields) = value else {
+            return Err(ApiError::NotAnObject);
+        };
+        if let Some(unknown) = fields.keys().find(|k| !Self::FIELDS.contains(&k.as_str())) {
+            return Err(ApiError::UnknownField(unknown.clone()));
+        }
+        let keyword = match present(&fields, "keyword") {
+            None => return Err(ApiError::MissingField("keyword")),
+            Some(Value::String(s)) => Keyword::parse(s)?,
+            Some(_) => return Err(wrong_type("keyword", "a string")),
+        };
+        let limit = match present(&fields, "limit") {
+            None => Limit::default(),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(i) => Limit::parse(i)?,
+                // Floats and integers beyond i64 are not counts.
+                None => return Err(wrong_type("limit", "an integer")),
+            },
+            Some(_) => return Err(wrong_type("limit", "an integer")),
+        };
+        let return_plot = match present(&fields, "return_plot") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(wrong_type("return_plot", "a boolean")),
+        };
+        Ok(AnalyzeRequest {
+            keyword,
+            limit,
+            return_plot,
+        })
+    }
+}
+
+/// A field that is there and not null (null means "use the default").
+fn present<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    fields.get(name).filter(|v| !v.is_null())
+}
+
+fn wrong_type(field: &'static str, expected: &'static str) -> ApiError {
+    ApiError::WrongType { field, expected }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServedFrom {
+    Inference,
+    Cache,
+}
+
+impl From<Served> for ServedFrom {
+    fn from(s: Served) -> Self {
+        match s {
+            Served::Cache => ServedFrom::Cache,
+            Served::Inference => ServedFrom::Inference,
+        }
+    }
+}
+
+/// `POST /analyze`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AnalyzeResponse {
+    pub keyword: String,
+    /// Posts analysed.
+    pub count: u32,
+    /// Exactly six entries, one per emotion, sorted by `pct` descending.
+    pub agg: Vec<EmotionShare>,
+    /// The pie chart as a base64 PNG; null when `return_plot` is false.
+    pub plot_base64: Option<String>,
+    pub source: ServedFrom,
+    /// Seconds spent serving this request.
+    pub time: f64,
+    /// The model that classified the posts.
+    pub model: String,
+    pub posts_source: PostsSource,
+    pub analyzed_at: DateTime<Utc>,
+}
+
+impl AnalyzeResponse {
+    pub fn new(analysis: &Analysis, served: Served, plot_base64: Option<String>, seconds: f64) -> Self {
+        AnalyzeResponse {
+            keyword: analysis.keyword.clone(),
+            count: analysis.count,
+            agg: analysis.agg.clone(),
+            plot_base64,
+            source: served.into(),
+            time: (seconds * 1e6).round() / 1e6,
+            model: analysis.model.clone(),
+            posts_source: analysis.posts_source,
+            analyzed_at: analysis.analyzed_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply() {
+        let r = AnalyzeRequest::parse(br#"{"keyword": " AI "}"#).unwrap();
+        assert_eq!(r.keyword.as_str(), "AI");
+        assert_eq!(r.limit, Limit::default());
+        assert!(r.return_plot);
+        let r = AnalyzeRequest::parse(br#"{"keyword": "x", "limit": null, "return_plot": false}"#).unwrap();
+        assert_eq!(r.limit.get(), 250);
+        assert!(!r.return_plot);
+    }
+
+    #[test]
+    fn every_bad_input_names_its_field() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            ("{", None),
+            ("[1]", None),
+            (r#"{}"#, Some("keyword")),
+            (r#"{"keyword": 5}"#, Some("keyword")),
+            (r#"{"keyword": "   "}"#, Some("keyword")),
+            (r#"{"keyword": "ai", "limit": 0}"#, Some("limit")),
+            (r#"{"keyword": "ai", "limit": 1001}"#, Some("limit")),
+            (r#"{"keyword": "ai", "limit": 2.5}"#, Some("limit")),
+            (r#"{"keyword": "ai", "limit": "10"}"#, Some("limit")),
+            (r#"{"keyword": "ai", "limit": 99999999999999999999999}"#, Some("limit")),
+            (r#"{"keyword": "ai", "return_plot": "yes"}"#, Some("return_plot")),
+            (r#"{"keyword": "ai", "limt": 10}"#, Some("limt")),
+        ];
+        for (body, field) in cases {
+            let err = AnalyzeRequest::parse(body.as_bytes()).expect_err(body);
+            let named = match &err {
+                ApiError::Input(e) => Some(e.field().to_string()),
+                ApiError::MissingField(f) | ApiError::WrongType { field: f, .. } => Some(f.to_string()),
+                ApiError::UnknownField(f) => Some(f.clone()),
+                _ => None,
+            };
+            assert_eq!(named.as_deref(), *field, "body {body}: {err}");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, Request, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use moodwire_core::service::AnalysisService;
+use moodwire_core::Analysis;
+
+use crate::api::{AnalyzeRequest, AnalyzeResponse};
+use crate::observability::{self, SequentialRequestId};
+use crate::{plot, ApiError};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<AnalysisService>,
+    /// The longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    pub prometheus: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(service: Arc<AnalysisService>, request_timeout: Duration) -> Self {
+        AppState {
+            service,
+            request_timeout,
+            prometheus: observability::prometheus(),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/analyze", post(analyze).fallback(method_not_allowed))
+        .route("/healthz", get(healthz).fallback(method_not_allowed))
+        .route("/readyz", get(readyz).fallback(method_not_allowed))
+        .route("/metrics", get(metrics_text).fallback(method_not_allowed))
+        .route("/openapi.json", get(openapi).fallback(method_not_allowed))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(observability::record_request))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::default()))
+}
+
+/// Serves until `shutdown` resolves, then stops accepting connections and gives
+/// in-flight requests up to `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => {
+            tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: finishing in-flight requests");
+            let _ = stop.send(true);
+        }
+    }
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("in-flight requests did not finish within the grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Analyse the emotions of recent posts about a keyword.
+#[utoipa::path(
+    post,
+    path = "/analyze",
+    request_body = crate::api::AnalyzeRequestBody,
+    responses(
+        (status = 200, description = "The emotion breakdown", body = AnalyzeResponse),
+        (status = 400, description = "The body is not JSON", body = crate::ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = crate::ErrorBody),
+        (status = 422, description = "A field is missing, of the wrong type or out of range", body = crate::ErrorBody),
+        (status = 502, description = "The post source failed", body = crate::ErrorBody),
+        (status = 503, description = "Overloaded, rate limited or timed out; see Retry-After", body = crate::ErrorBody),
+    )
+)]
+pub(crate) async fn analyze(State(state): State<AppState>, body: Body) -> Result<Json<AnalyzeResponse>, ApiError> {
+    let started = Instant::now();
+    let bytes = read_body(body).await?;
+    let request = AnalyzeRequest::parse(&bytes)?;
+    let answer = tokio::time::timeout(state.request_timeout, async {
+        let (analysis, served) = state.service.analyze(&request.keyword, request.limit).await?;
+        let plot = if request.return_plot {
+            Some(render_plot(Arc::clone(&analysis)).await?)
+        } else {
+            None
+        };
+        Ok::<_, ApiError>((analysis, served, plot))
+    })
+    .await
+    .map_err(|_| ApiError::Timeout(state.request_timeout))?;
+    let (analysis, served, plot) = answer?;
+    Ok(Json(AnalyzeResponse::new(&analysis, served, plot, started.elapsed().as_secs_f64())))
+}
+
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge { limit: MAX_BODY_BYTES })
+}
+
+/// Rendering takes milliseconds of CPU: keep it off the async workers.
+async fn render_plot(analysis: Arc<Analysis>) -> Result<String, ApiError> {
+    let png = tokio::task::spawn_blocking(move || plot::render_png(&analysis))
+        .await
+        .map_err(|e| ApiError::Internal(format!("chart task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(png))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive")))]
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: the model is loaded and the configured backends are reachable.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready to serve")))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({"status": "ready", "model": state.service.model_version()}))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String)))]
+pub(crate) async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.prometheus.render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::openapi_json())
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_string())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

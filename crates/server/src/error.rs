@@ -1,0 +1,115 @@
+//! Every error the API answers with, mapped to its HTTP status and stable code
+//! in exactly one place.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use moodwire_core::ports::{ClassifyError, SourceError};
+use moodwire_core::service::AnalyzeError;
+use moodwire_core::InputError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("the request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{field}` must be {expected}")]
+    WrongType { field: &'static str, expected: &'static str },
+    #[error("unknown field `{0}`")]
+    UnknownField(String),
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the request took longer than {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Analyze(#[from] AnalyzeError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable snake_case code.
+    pub code: &'static str,
+    pub message: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// How long an overloaded client should wait before retrying.
+const RETRY_OVERLOADED: Duration = Duration::from_secs(1);
+
+impl ApiError {
+    /// (status, code, field, Retry-After): the one table of the API's errors.
+    fn parts(&self) -> (StatusCode, &'static str, Option<String>, Option<Duration>) {
+        use ApiError::*;
+        match self {
+            Input(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code(), Some(e.field().into()), None),
+            InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json", None, None),
+            NotAnObject => (StatusCode::BAD_REQUEST, "invalid_json", None, None),
+            MissingField(f) => (StatusCode::UNPROCESSABLE_ENTITY, "missing_field", Some((*f).into()), None),
+            WrongType { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_type", Some((*field).into()), None),
+            UnknownField(f) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", Some(f.clone()), None),
+            BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None, None),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None),
+            Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None, Some(RETRY_OVERLOADED)),
+            Analyze(AnalyzeError::Classify(e)) => match e.as_ref() {
+                ClassifyError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", None, Some(RETRY_OVERLOADED)),
+                ClassifyError::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", None, Some(RETRY_OVERLOADED)),
+                ClassifyError::Inference(_) => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", None, None),
+            },
+            Analyze(AnalyzeError::Source(e)) => match e.as_ref() {
+                SourceError::RateLimited { retry_after } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "upstream_rate_limited", None, *retry_after)
+                }
+                SourceError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable", None, None),
+                SourceError::BadResponse(_) => (StatusCode::BAD_GATEWAY, "upstream_bad_response", None, None),
+            },
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, field, retry_after) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(error = %self, code, "request failed");
+        }
+        let message = match &self {
+            // Internal details stay in the log.
+            ApiError::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail { code, message, field },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(wait) = retry_after {
+            let secs = wait.as_secs().max(1);
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,14 @@
+//! moodwire's HTTP API: thin axum handlers that translate requests into calls
+//! on [`moodwire_core::service::AnalysisService`] and its answers into JSON.
+
+mod api;
+mod app;
+mod error;
+pub mod observability;
+mod openapi;
+pub mod plot;
+
+pub use api::{AnalyzeRequest, AnalyzeResponse, ServedFrom};
+pub use app::{router, serve, AppState};
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use openapi::openapi_json;

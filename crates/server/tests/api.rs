@@ -1,0 +1,251 @@
+//! The HTTP contract of `moodwire serve`, against the real model, the bundled
+//! sample corpus and the in-process cache. Each test starts its own app on port 0.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use moodwire_core::ports::{ClassifyError, Classifier};
+use moodwire_core::service::AnalysisService;
+use moodwire_core::Prediction;
+use moodwire_model::{Engine, EngineOptions, Infer, InferOptions, ModelDir};
+use moodwire_server::{router, serve, AppState};
+use moodwire_sources::SampleCorpus;
+use moodwire_storage::MemoryCache;
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+/// Counts how often the real classifier is asked to work.
+struct CountingClassifier {
+    inner: Infer,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Classifier for CountingClassifier {
+    fn model_version(&self) -> &str {
+        self.inner.model_version()
+    }
+
+    async fn classify(&self, texts: Vec<String>) -> Result<Vec<Prediction>, ClassifyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.classify(texts).await
+    }
+}
+
+struct TestApp {
+    base: String,
+    classifier: Arc<CountingClassifier>,
+    client: reqwest::Client,
+}
+
+impl TestApp {
+    async fn post(&self, body: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/analyze", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    let dir = ModelDir::open(repo("models/emotion")).expect("the bundled model");
+    let engine = Engine::load(&dir, EngineOptions::default()).expect("the model loads");
+    let classifier = Arc::new(CountingClassifier {
+        inner: Infer::start(engine, InferOptions::default()).unwrap(),
+        calls: AtomicUsize::new(0),
+    });
+    let corpus = Arc::new(SampleCorpus::load(&repo("data/sample")).unwrap());
+    let cache = Arc::new(MemoryCache::new(Duration::from_secs(3600), 1000));
+    let service = Arc::new(AnalysisService::new(corpus, classifier.clone(), cache));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(AppState::new(service, Duration::from_secs(60)));
+    tokio::spawn(serve(listener, app, std::future::pending(), Duration::from_secs(1)));
+    TestApp {
+        base,
+        classifier,
+        client: reqwest::Client::new(),
+    }
+}
+
+fn assert_contract(body: &Value, keyword: &str, source: &str) {
+    assert_eq!(body["keyword"], keyword);
+    assert_eq!(body["source"], source);
+    assert_eq!(body["posts_source"], "sample");
+    assert!(body["model"].as_str().unwrap().starts_with("moodwire-emotion"));
+    assert!(body["time"].as_f64().unwrap() >= 0.0);
+    assert!(chrono::DateTime::parse_from_rfc3339(body["analyzed_at"].as_str().unwrap()).is_ok());
+    let count = body["count"].as_u64().unwrap();
+    let agg = body["agg"].as_array().unwrap();
+    assert_eq!(agg.len(), 6, "all six emotions");
+    let mut labels: Vec<&str> = agg.iter().map(|e| e["label"].as_str().unwrap()).collect();
+    labels.sort();
+    assert_eq!(labels, ["anger", "fear", "joy", "love", "sadness", "surprise"]);
+    let pcts: Vec<f64> = agg.iter().map(|e| e["pct"].as_f64().unwrap()).collect();
+    assert!(pcts.windows(2).all(|w| w[0] >= w[1]), "sorted by pct: {pcts:?}");
+    let counted: u64 = agg.iter().map(|e| e["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, count);
+    if count > 0 {
+        assert!((pcts.iter().sum::<f64>() - 100.0).abs() <= 0.1);
+    }
+    for e in agg {
+        let avg = e["avg_score"].as_f64().unwrap();
+        if e["count"] == 0 {
+            assert_eq!(avg, 0.0);
+        } else {
+            assert!((1.0 / 6.0..=1.0).contains(&avg), "avg_score {avg}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_miss_then_a_hit_with_the_same_breakdown_and_a_valid_plot() {
+    let app = spawn_app().await;
+    let (status, first) = app.post(r#"{"keyword": "AI", "limit": 60}"#).await;
+    assert_eq!(status, 200, "{first}");
+    assert_contract(&first, "AI", "inference");
+    assert_eq!(first["count"], 60);
+
+    let (status, second) = app.post(r#"{"keyword": " ai ", "limit": 60}"#).await;
+    assert_eq!(status, 200);
+    assert_contract(&second, "AI", "cache");
+    assert_eq!(first["agg"], second["agg"]);
+    assert_eq!(app.classifier.calls.load(Ordering::SeqCst), 1);
+
+    for body in [&first, &second] {
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(body["plot_base64"].as_str().unwrap())
+            .unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(png));
+        let reader = decoder.read_info().expect("a valid PNG");
+        assert_eq!(
+            (reader.info().width, reader.info().height),
+            (moodwire_server::plot::WIDTH, moodwire_server::plot::HEIGHT)
+        );
+    }
+
+    let (_, without_plot) = app.post(r#"{"keyword": "AI", "limit": 60, "return_plot": false}"#).await;
+    assert_eq!(without_plot["plot_base64"], Value::Null);
+    assert_eq!(without_plot["source"], "cache");
+}
+
+#[tokio::test]
+async fn a_keyword_with_no_posts_is_an_empty_answer_not_an_error() {
+    let app = spawn_app().await;
+    let (status, body) = app.post(r#"{"keyword": "zyzzyva quux"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_contract(&body, "zyzzyva quux", "inference");
+    assert_eq!(body["count"], 0);
+    assert!(body["agg"].as_array().unwrap().iter().all(|e| e["pct"] == 0.0));
+}
+
+#[tokio::test]
+async fn one_hundred_concurrent_misses_run_inference_once() {
+    let app = Arc::new(spawn_app().await);
+    let requests = (0..100).map(|_| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { app.post(r#"{"keyword": "bitcoin", "limit": 80, "return_plot": false}"#).await })
+    });
+    let mut agg = None;
+    for r in requests {
+        let (status, body) = r.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let this = body["agg"].clone();
+        assert_eq!(agg.get_or_insert(this.clone()), &this);
+    }
+    assert_eq!(app.classifier.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
+    let app = spawn_app().await;
+    let long = "k".repeat(101);
+    let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
+        ("not json".into(), 400, "invalid_json", None),
+        ("[]".into(), 400, "invalid_json", None),
+        ("{}".into(), 422, "missing_field", Some("keyword")),
+        (r#"{"keyword": 42}"#.into(), 422, "invalid_type", Some("keyword")),
+        (r#"{"keyword": "  "}"#.into(), 422, "invalid_keyword", Some("keyword")),
+        (format!(r#"{{"keyword": "{long}"}}"#), 422, "invalid_keyword", Some("keyword")),
+        (r#"{"keyword": "ai", "limit": 0}"#.into(), 422, "invalid_limit", Some("limit")),
+        (r#"{"keyword": "ai", "limit": 1001}"#.into(), 422, "invalid_limit", Some("limit")),
+        (r#"{"keyword": "ai", "limit": "ten"}"#.into(), 422, "invalid_type", Some("limit")),
+        (r#"{"keyword": "ai", "return_plot": 1}"#.into(), 422, "invalid_type", Some("return_plot")),
+        (r#"{"keyword": "ai", "colour": "red"}"#.into(), 422, "unknown_field", Some("colour")),
+        (format!(r#"{{"keyword": "{}"}}"#, "a".repeat(17 * 1024)), 413, "body_too_large", None),
+    ];
+    for (body, status, code, field) in cases {
+        let (got, answer) = app.post(&body).await;
+        let shown = &body[..body.len().min(60)];
+        assert_eq!(got, status, "{shown}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{shown}");
+        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        match field {
+            Some(f) => assert_eq!(answer["error"]["field"], f, "{shown}"),
+            None => assert!(answer["error"].get("field").is_none()),
+        }
+    }
+    assert_eq!(app.classifier.calls.load(Ordering::SeqCst), 0, "bad input never reaches the model");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let app = spawn_app().await;
+    let r = app.client.get(format!("{}/nope", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    let r = app.client.get(format!("{}/analyze", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi() {
+    let app = spawn_app().await;
+    let get = |path: &str| app.client.get(format!("{}{path}", app.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let ready: Value = get("/readyz").await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["model"], app.classifier.model_version());
+
+    app.post(r#"{"keyword": "climate", "limit": 5, "return_plot": false}"#).await;
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for name in [
+        "moodwire_http_requests_total{route=\"/analyze\",method=\"POST\",status=\"200\"}",
+        "moodwire_http_request_duration_seconds_bucket",
+        "moodwire_cache_requests_total",
+        "moodwire_inference_batch_size_bucket",
+        "moodwire_inference_batch_seconds_bucket",
+        "moodwire_inference_queue_texts",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
+
+    let spec: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    let analyze = &spec["paths"]["/analyze"]["post"];
+    assert!(analyze["requestBody"].is_object());
+    for status in ["200", "400", "413", "422", "503"] {
+        assert!(analyze["responses"][status].is_object(), "/analyze documents {status}");
+    }
+    let schemas = &spec["components"]["schemas"];
+    let response_fields = schemas["AnalyzeResponse"]["properties"].as_object().unwrap();
+    for field in ["keyword", "count", "agg", "plot_base64", "source", "time", "model", "posts_source", "analyzed_at"] {
+        assert!(response_fields.contains_key(field), "AnalyzeResponse documents {field}");
+    }
+    assert_eq!(json!(schemas["AnalyzeRequestBody"]["required"]), json!(["keyword"]));
+}

@@ -1,0 +1,146 @@
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use moodwire_core::ports::{PostSource, SourceError};
+use moodwire_core::{Keyword, Limit, Post, PostsSource};
+
+use crate::{parse_post_line, SearchText};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    #[error("cannot read the sample corpus at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {reason}")]
+    BadLine { path: PathBuf, line: usize, reason: String },
+    #[error("the sample corpus at {0} holds no posts (*.ndjson files)")]
+    Empty(PathBuf),
+}
+
+/// The embedded default source: posts bundled with moodwire (`data/sample/*.ndjson`),
+/// held in memory, searched by whole-word keyword match, newest first.
+pub struct SampleCorpus {
+    /// Sorted newest first.
+    posts: Vec<(Post, SearchText)>,
+}
+
+impl SampleCorpus {
+    pub fn load(dir: &Path) -> Result<Self, CorpusError> {
+        let io = |source| CorpusError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+            .collect();
+        files.sort();
+        let mut posts = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).map_err(|source| CorpusError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let post = parse_post_line(line).map_err(|e| CorpusError::BadLine {
+                    path: file.clone(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                })?;
+                posts.push(post);
+            }
+        }
+        if posts.is_empty() {
+            return Err(CorpusError::Empty(dir.to_path_buf()));
+        }
+        Ok(Self::from_posts(posts))
+    }
+
+    pub fn from_posts(mut posts: Vec<Post>) -> Self {
+        posts.sort_by(|a, b| b.created_utc.cmp(&a.created_utc).then_with(|| a.id.cmp(&b.id)));
+        SampleCorpus {
+            posts: posts
+                .into_iter()
+                .map(|p| {
+                    let text = SearchText::new(&p.title, &p.selftext);
+                    (p, text)
+                })
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.posts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.posts.is_empty()
+    }
+
+    /// Up to `limit` posts mentioning `keyword`, newest first.
+    pub fn find(&self, keyword: &Keyword, limit: Limit) -> Vec<Post> {
+        let needle = keyword.normalized();
+        self.posts
+            .iter()
+            .filter(|(_, text)| text.contains_word(&needle))
+            .take(limit.get())
+            .map(|(post, _)| post.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl PostSource for SampleCorpus {
+    fn kind(&self) -> PostsSource {
+        PostsSource::Sample
+    }
+
+    async fn search(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
+        Ok(self.find(keyword, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(id: &str, t: i64, title: &str) -> Post {
+        Post {
+            id: id.into(),
+            subreddit: "s".into(),
+            author: "a".into(),
+            created_utc: t,
+            title: title.into(),
+            selftext: String::new(),
+            score: 1,
+            permalink: String::new(),
+        }
+    }
+
+    #[test]
+    fn finds_newest_first_up_to_the_limit() {
+        let corpus = SampleCorpus::from_posts(vec![
+            post("old", 1, "AI news"),
+            post("new", 3, "more ai"),
+            post("other", 2, "bitcoin"),
+            post("mid", 2, "The AI!"),
+        ]);
+        let k = Keyword::parse("Ai").unwrap();
+        let ids: Vec<_> = corpus.find(&k, Limit::parse(10).unwrap()).into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, ["new", "mid", "old"]);
+        assert_eq!(corpus.find(&k, Limit::parse(1).unwrap())[0].id, "new");
+        assert!(corpus.find(&Keyword::parse("nothing").unwrap(), Limit::default()).is_empty());
+    }
+
+    #[test]
+    fn the_bundled_corpus_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample");
+        let corpus = SampleCorpus::load(&dir).unwrap();
+        assert!((2_000..=5_000).contains(&corpus.len()), "{} posts", corpus.len());
+    }
+}
