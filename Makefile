@@ -13,9 +13,9 @@ $(ORT_LIB): scripts/setup_ort.sh
 build: setup
 	$(CARGO) build --release --locked --bin moodwire
 
-## Classify the bundled example posts with the bundled model (embedded defaults, offline).
+## Serve the API at http://127.0.0.1:8000 with embedded defaults (offline).
 run: build
-	$(BIN) classify data/examples/posts.txt
+	$(BIN) serve
 
 ## The whole suite: formatting, lints, unit and integration tests.
 test: setup

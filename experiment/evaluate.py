@@ -58,14 +58,30 @@ class OnnxEmotionModel:
             feeds["token_type_ids"] = np.zeros_like(ids)
         return softmax(self.session.run(None, feeds)[0])
 
-    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
         encodings = self.encode(texts)
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
         probabilities = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in plan_batches([len(e) for e in encodings]):
             probabilities[idx] = self.run([encodings[i] for i in idx])
         return probabilities
+
+
+def plan_batches(lengths: list[int], max_size: int = 32, max_tokens: int = 4096) -> list[list[int]]:
+    """moodwire's batching (crates/model/src/engine.rs), step for step.
+
+    Dynamic INT8 quantization computes activation scales per batch, so the same
+    text can score slightly differently in another batch: to compare with the
+    Rust runtime, batches must be built the same way.
+    """
+    batches, current = [], []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if current and (len(current) == max_size or (len(current) + 1) * lengths[i] > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def main() -> None:

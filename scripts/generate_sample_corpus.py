@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED = 20261101
 # Posts are dated in the 90 days before this moment (2026-11-01T00:00:00Z).
 END_UTC = 1793491200
-POSTS_PER_TOPIC = (85, 125)
+POSTS_PER_TOPIC = (70, 110)
+# The busiest topics have enough posts for a full default analysis (limit 250).
+HOT_TOPICS = {"AI", "climate", "bitcoin", "elections", "layoffs"}
+HOT_POSTS_PER_TOPIC = (280, 330)
 
 # keyword -> (subreddit, subjects that name the keyword, emotion weights
 # sadness, joy, love, anger, fear, surprise)
@@ -265,7 +268,8 @@ def main() -> None:
     posts, next_id = [], 36**5
     for keyword in keywords:
         subreddit, subjects, weights = TOPICS[keyword]
-        for _ in range(rng.randint(*POSTS_PER_TOPIC)):
+        size = HOT_POSTS_PER_TOPIC if keyword in HOT_TOPICS else POSTS_PER_TOPIC
+        for _ in range(rng.randint(*size)):
             emotion = rng.choices(EMOTIONS, weights=weights)[0]
             title, body = compose(rng, keyword, subjects, emotion)
             next_id += rng.randint(1, 5000)

@@ -7,7 +7,11 @@ mod wiring;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "moodwire", version, about = "Real-time emotion analytics for social media posts")]
+#[command(
+    name = "moodwire",
+    version,
+    about = "Real-time emotion analytics for social media posts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +34,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "moodwire=info,warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "moodwire=info,warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

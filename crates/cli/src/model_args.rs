@@ -24,7 +24,8 @@ pub struct ModelArgs {
 impl ModelArgs {
     pub fn open(&self) -> anyhow::Result<ModelDir> {
         let path = resolve(&self.model);
-        ModelDir::open(&path).with_context(|| format!("cannot open the model folder {}", path.display()))
+        ModelDir::open(&path)
+            .with_context(|| format!("cannot open the model folder {}", path.display()))
     }
 
     pub fn engine_options(&self) -> EngineOptions {
@@ -32,6 +33,7 @@ impl ModelArgs {
             intra_threads: self.threads,
             max_batch_size: self.batch_size as usize,
             max_batch_tokens: self.batch_tokens as usize,
+            length_bucketing: true,
         }
     }
 
@@ -50,6 +52,11 @@ pub fn resolve(path: &std::path::Path) -> PathBuf {
     }
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.ancestors().skip(1).map(|dir| dir.join(path)).find(|p| p.exists()))
+        .and_then(|exe| {
+            exe.ancestors()
+                .skip(1)
+                .map(|dir| dir.join(path))
+                .find(|p| p.exists())
+        })
         .unwrap_or_else(|| path.to_path_buf())
 }

@@ -31,7 +31,9 @@ impl FromStr for SourceSpec {
             "reddit" => Ok(SourceSpec::Reddit),
             _ => match s.strip_prefix("dump:") {
                 Some(path) if !path.is_empty() => Ok(SourceSpec::Dump(PathBuf::from(path))),
-                _ => Err(format!("unknown source {s:?}: expected `sample`, `reddit` or `dump:PATH`")),
+                _ => Err(format!(
+                    "unknown source {s:?}: expected `sample`, `reddit` or `dump:PATH`"
+                )),
             },
         }
     }
@@ -99,7 +101,10 @@ mod tests {
     fn source_specs_parse() {
         assert_eq!("sample".parse(), Ok(SourceSpec::Sample));
         assert_eq!("reddit".parse(), Ok(SourceSpec::Reddit));
-        assert_eq!("dump:/x.ndjson".parse(), Ok(SourceSpec::Dump("/x.ndjson".into())));
+        assert_eq!(
+            "dump:/x.ndjson".parse(),
+            Ok(SourceSpec::Dump("/x.ndjson".into()))
+        );
         assert!("dump:".parse::<SourceSpec>().is_err());
         assert!("twitter".parse::<SourceSpec>().is_err());
     }

@@ -122,7 +122,9 @@ mod tests {
         assert_eq!(shares[0].label, Emotion::Joy);
         assert_eq!(shares[0].pct, 100.0);
         assert_eq!(shares[0].avg_score, 0.9);
-        assert!(shares[1..].iter().all(|s| s.count == 0 && s.pct == 0.0 && s.avg_score == 0.0));
+        assert!(shares[1..]
+            .iter()
+            .all(|s| s.count == 0 && s.pct == 0.0 && s.avg_score == 0.0));
     }
 
     #[test]
@@ -145,8 +147,8 @@ mod tests {
         let shares = aggregate(&preds);
         let sum: f64 = shares.iter().map(|s| s.pct).sum();
         assert!((sum - 100.0).abs() < 1e-9, "sum was {sum}");
-        // 33.3 + 33.3 + 33.4: the extra tenth goes to the earliest label in model order.
-        assert_eq!(shares[0].label, Emotion::Anger);
+        // 33.4 + 33.3 + 33.3: the extra tenth goes to the earliest label in model order.
+        assert_eq!(shares[0].label, Emotion::Joy);
         assert_eq!(shares[0].pct, 33.4);
     }
 

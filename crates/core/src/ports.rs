@@ -79,8 +79,17 @@ mod tests {
     fn cache_key_ignores_keyword_case_and_spacing_but_not_limit_or_model() {
         let k = |s| Keyword::parse(s).unwrap();
         let l = |n| Limit::parse(n).unwrap();
-        assert_eq!(cache_key("m1", &k(" AI "), l(10)), cache_key("m1", &k("ai"), l(10)));
-        assert_ne!(cache_key("m1", &k("ai"), l(10)), cache_key("m1", &k("ai"), l(11)));
-        assert_ne!(cache_key("m1", &k("ai"), l(10)), cache_key("m2", &k("ai"), l(10)));
+        assert_eq!(
+            cache_key("m1", &k(" AI "), l(10)),
+            cache_key("m1", &k("ai"), l(10))
+        );
+        assert_ne!(
+            cache_key("m1", &k("ai"), l(10)),
+            cache_key("m1", &k("ai"), l(11))
+        );
+        assert_ne!(
+            cache_key("m1", &k("ai"), l(10)),
+            cache_key("m2", &k("ai"), l(10))
+        );
     }
 }

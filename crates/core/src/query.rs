@@ -90,7 +90,10 @@ mod tests {
         assert_eq!(Keyword::parse("  AI ").unwrap().as_str(), "AI");
         assert_eq!(Keyword::parse(" \t\n"), Err(InputError::BlankKeyword));
         assert_eq!(Keyword::parse(""), Err(InputError::BlankKeyword));
-        assert!(Keyword::parse(&"é".repeat(100)).is_ok(), "the bound counts characters, not bytes");
+        assert!(
+            Keyword::parse(&"é".repeat(100)).is_ok(),
+            "the bound counts characters, not bytes"
+        );
         assert_eq!(
             Keyword::parse(&"a".repeat(101)),
             Err(InputError::KeywordTooLong { max: 100, got: 101 })

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use chrono::Utc;
 use tokio::sync::OnceCell;
 
-use crate::ports::{cache_key, ClassifyError, Classifier, PostSource, ResultCache, SourceError};
+use crate::ports::{cache_key, Classifier, ClassifyError, PostSource, ResultCache, SourceError};
 use crate::{aggregate, Analysis, Keyword, Limit};
 
 /// Why an analysis could not be made.
@@ -37,7 +37,11 @@ pub struct AnalysisService {
 }
 
 impl AnalysisService {
-    pub fn new(source: Arc<dyn PostSource>, classifier: Arc<dyn Classifier>, cache: Arc<dyn ResultCache>) -> Self {
+    pub fn new(
+        source: Arc<dyn PostSource>,
+        classifier: Arc<dyn Classifier>,
+        cache: Arc<dyn ResultCache>,
+    ) -> Self {
         AnalysisService {
             source,
             classifier,
@@ -50,7 +54,11 @@ impl AnalysisService {
         self.classifier.model_version()
     }
 
-    pub async fn analyze(&self, keyword: &Keyword, limit: Limit) -> Result<(Arc<Analysis>, Served), AnalyzeError> {
+    pub async fn analyze(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+    ) -> Result<(Arc<Analysis>, Served), AnalyzeError> {
         let key = cache_key(self.classifier.model_version(), keyword, limit);
         if let Some(hit) = self.cached(&key).await {
             return Ok((hit, Served::Cache));
@@ -77,7 +85,8 @@ impl AnalysisService {
                 None
             }
             Err(e) => {
-                metrics::counter!("moodwire_cache_requests_total", "result" => "error").increment(1);
+                metrics::counter!("moodwire_cache_requests_total", "result" => "error")
+                    .increment(1);
                 tracing::warn!(error = %e, "cache read failed; computing instead");
                 None
             }
@@ -85,18 +94,29 @@ impl AnalysisService {
     }
 
     fn join_flight(&self, key: &str) -> Flight {
-        let mut flights = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut flights = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         Arc::clone(flights.entry(key.to_string()).or_default())
     }
 
     fn leave_flight(&self, key: &str, flight: &Flight) {
-        let mut flights = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut flights = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             flights.remove(key);
         }
     }
 
-    async fn compute_and_cache(&self, key: &str, keyword: &Keyword, limit: Limit) -> Result<Arc<Analysis>, AnalyzeError> {
+    async fn compute_and_cache(
+        &self,
+        key: &str,
+        keyword: &Keyword,
+        limit: Limit,
+    ) -> Result<Arc<Analysis>, AnalyzeError> {
         let posts = self
             .source
             .search(keyword, limit)

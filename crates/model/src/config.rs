@@ -80,7 +80,9 @@ impl ModelConfig {
 fn labels_in_logit_order(id2label: &BTreeMap<String, String>) -> Result<Vec<Emotion>, String> {
     let mut labels = vec![None; id2label.len()];
     for (id, label) in id2label {
-        let index: usize = id.parse().map_err(|_| format!("id2label key {id:?} is not a number"))?;
+        let index: usize = id
+            .parse()
+            .map_err(|_| format!("id2label key {id:?} is not a number"))?;
         let slot = labels
             .get_mut(index)
             .ok_or_else(|| format!("id2label ids must be 0..{}; got {index}", id2label.len()))?;

@@ -48,7 +48,11 @@ impl Encoder {
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        let prepared = if self.normalize { normalize(text) } else { text.to_string() };
+        let prepared = if self.normalize {
+            normalize(text)
+        } else {
+            text.to_string()
+        };
         let cut = match prepared.char_indices().nth(self.max_chars) {
             Some((byte, _)) => &prepared[..byte],
             None => &prepared,

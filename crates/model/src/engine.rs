@@ -17,6 +17,9 @@ pub struct EngineOptions {
     pub max_batch_size: usize,
     /// Most padded tokens (batch size x longest text) in one batch.
     pub max_batch_tokens: usize,
+    /// Sort texts by length before batching (on by default; off only to
+    /// measure what it saves, see `moodwire bench`).
+    pub length_bucketing: bool,
 }
 
 impl Default for EngineOptions {
@@ -25,6 +28,7 @@ impl Default for EngineOptions {
             intra_threads: 0,
             max_batch_size: 32,
             max_batch_tokens: 4096,
+            length_bucketing: true,
         }
     }
 }
@@ -57,7 +61,7 @@ impl Engine {
         // Builder errors carry the builder, which is not Send: turn them into strings first.
         let session = Session::builder(&environment)
             .map_err(|e| session_error(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| session_error(e.to_string()))?
             .with_intra_threads(threads)
             .map_err(|e| session_error(e.to_string()))?
@@ -66,7 +70,9 @@ impl Engine {
         let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for required in ["input_ids", "attention_mask"] {
             if !input_names.contains(&required) {
-                return Err(session_error(format!("the graph has no `{required}` input (inputs: {input_names:?})")));
+                return Err(session_error(format!(
+                    "the graph has no `{required}` input (inputs: {input_names:?})"
+                )));
             }
         }
         let wants_token_type_ids = input_names.contains(&"token_type_ids");
@@ -91,16 +97,17 @@ impl Engine {
 
     /// Classifies texts, in order.
     pub fn classify(&mut self, texts: &[impl AsRef<str>]) -> Result<Vec<Prediction>, ModelError> {
-        self.classify_unless(texts, || false)
+        self.classify_with(texts, |_| true)
             .map(|p| p.expect("never cancelled"))
     }
 
-    /// Like [`Engine::classify`], but checks `cancelled` between batches and
-    /// returns `None` as soon as it says so.
-    pub fn classify_unless(
+    /// Like [`Engine::classify`], but after each batch tells `keep_going` how
+    /// many texts it just finished, and stops (returning `None`) when it answers
+    /// `false`: progress bars and cancellation both hook in here.
+    pub fn classify_with(
         &mut self,
         texts: &[impl AsRef<str>],
-        cancelled: impl Fn() -> bool,
+        mut keep_going: impl FnMut(usize) -> bool,
     ) -> Result<Option<Vec<Prediction>>, ModelError> {
         let encodings = texts
             .iter()
@@ -108,16 +115,30 @@ impl Engine {
             .collect::<Result<Vec<_>, _>>()?;
         let lengths: Vec<usize> = encodings.iter().map(Vec::len).collect();
         let mut predictions: Vec<Option<Prediction>> = vec![None; texts.len()];
-        for batch in plan_batches(&lengths, self.options.max_batch_size, self.options.max_batch_tokens) {
-            if cancelled() {
-                return Ok(None);
-            }
+        let batches = if self.options.length_bucketing {
+            plan_batches(
+                &lengths,
+                self.options.max_batch_size,
+                self.options.max_batch_tokens,
+            )
+        } else {
+            fixed_batches(texts.len(), self.options.max_batch_size)
+        };
+        for batch in batches {
             let rows: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].as_slice()).collect();
             for (&i, probabilities) in batch.iter().zip(self.run_batch(&rows)?) {
                 predictions[i] = Some(Prediction::from_probabilities(probabilities));
             }
+            if !keep_going(batch.len()) {
+                return Ok(None);
+            }
         }
-        Ok(Some(predictions.into_iter().map(|p| p.expect("every text is in one batch")).collect()))
+        Ok(Some(
+            predictions
+                .into_iter()
+                .map(|p| p.expect("every text is in one batch"))
+                .collect(),
+        ))
     }
 
     /// Runs one batch, padded to its longest row; probabilities in [`Emotion`] order.
@@ -138,7 +159,10 @@ impl Engine {
                 .map_err(|e| ModelError::Inference(e.to_string()))?
                 .into())
         };
-        let mut inputs = vec![("input_ids", tensor(ids)?), ("attention_mask", tensor(mask)?)];
+        let mut inputs = vec![
+            ("input_ids", tensor(ids)?),
+            ("attention_mask", tensor(mask)?),
+        ];
         if self.wants_token_type_ids {
             inputs.push(("token_type_ids", tensor(vec![0; rows.len() * longest])?));
         }
@@ -150,7 +174,10 @@ impl Engine {
             .try_extract_tensor::<f32>()
             .map_err(|e| ModelError::Inference(e.to_string()))?;
         let width = self.labels.len();
-        if out_shape.len() != 2 || out_shape[0] as usize != rows.len() || out_shape[1] as usize != width {
+        if out_shape.len() != 2
+            || out_shape[0] as usize != rows.len()
+            || out_shape[1] as usize != width
+        {
             return Err(ModelError::Inference(format!(
                 "expected logits of shape [{}, {width}], got {out_shape:?}",
                 rows.len()
@@ -168,7 +195,8 @@ impl Engine {
             })
             .collect();
         metrics::histogram!("moodwire_inference_batch_size").record(rows.len() as f64);
-        metrics::histogram!("moodwire_inference_batch_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("moodwire_inference_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
         Ok(probabilities)
     }
 }
@@ -185,7 +213,11 @@ pub(crate) fn softmax(logits: &[f32]) -> Vec<f32> {
 /// batch grows until it holds `max_size` texts or its padded size (texts x
 /// longest) would pass `max_tokens`. Padding short texts to a long one's length
 /// wastes most of a batch's work; sorting first keeps that waste small.
-pub(crate) fn plan_batches(lengths: &[usize], max_size: usize, max_tokens: usize) -> Vec<Vec<usize>> {
+pub(crate) fn plan_batches(
+    lengths: &[usize],
+    max_size: usize,
+    max_tokens: usize,
+) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| lengths[i]);
     let mut batches = Vec::new();
@@ -202,6 +234,15 @@ pub(crate) fn plan_batches(lengths: &[usize], max_size: usize, max_tokens: usize
         batches.push(current);
     }
     batches
+}
+
+/// Batches of `size` in input order, as a plain inference loop makes them.
+fn fixed_batches(count: usize, size: usize) -> Vec<Vec<usize>> {
+    (0..count)
+        .collect::<Vec<_>>()
+        .chunks(size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
 }
 
 #[cfg(test)]
@@ -228,13 +269,20 @@ mod tests {
         for b in &batches {
             let longest = b.iter().map(|&i| lengths[i]).max().unwrap();
             assert!(b.len() <= 32);
-            assert!(b.len() == 1 || b.len() * longest <= 1024, "batch of {} x {longest}", b.len());
+            assert!(
+                b.len() == 1 || b.len() * longest <= 1024,
+                "batch of {} x {longest}",
+                b.len()
+            );
         }
     }
 
     #[test]
     fn a_text_longer_than_the_budget_still_gets_a_batch_of_its_own() {
-        assert_eq!(plan_batches(&[10, 5000, 10], 32, 100), vec![vec![0, 2], vec![1]]);
+        assert_eq!(
+            plan_batches(&[10, 5000, 10], 32, 100),
+            vec![vec![0, 2], vec![1]]
+        );
         assert!(plan_batches(&[], 32, 100).is_empty());
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use moodwire_core::ports::{ClassifyError, Classifier};
+use moodwire_core::ports::{Classifier, ClassifyError};
 use moodwire_core::Prediction;
 
 use crate::Engine;
@@ -20,7 +20,9 @@ pub struct InferOptions {
 impl Default for InferOptions {
     fn default() -> Self {
         // Eight requests of the largest size (1,000 posts).
-        InferOptions { max_queued_texts: 8_000 }
+        InferOptions {
+            max_queued_texts: 8_000,
+        }
     }
 }
 
@@ -86,7 +88,9 @@ impl Infer {
         };
         // A single request larger than the whole queue is still let in when the queue is empty.
         if before > 0 && before + texts > self.options.max_queued_texts {
-            return Err(ClassifyError::Overloaded { queued_texts: before });
+            return Err(ClassifyError::Overloaded {
+                queued_texts: before,
+            });
         }
         metrics::gauge!("moodwire_inference_queue_texts").set((before + texts) as f64);
         Ok(ticket)
@@ -99,7 +103,7 @@ fn run_jobs(mut engine: Engine, mut jobs: mpsc::UnboundedReceiver<Job>) {
             continue;
         }
         let result = engine
-            .classify_unless(&job.texts, || job.reply.is_closed())
+            .classify_with(&job.texts, |_| !job.reply.is_closed())
             .map_err(|e| ClassifyError::Inference(e.to_string()));
         match result {
             Ok(Some(predictions)) => {

@@ -66,7 +66,11 @@ impl ConfusionMatrix {
         let weighted_f1 = if n == 0 {
             0.0
         } else {
-            per_class.iter().map(|c| c.f1 * c.support as f64).sum::<f64>() / n as f64
+            per_class
+                .iter()
+                .map(|c| c.f1 * c.support as f64)
+                .sum::<f64>()
+                / n as f64
         };
         EvalReport {
             n,
@@ -97,7 +101,14 @@ mod tests {
         // gold:      joy joy joy sadness sadness anger
         // predicted: joy joy sadness sadness joy anger
         let mut m = ConfusionMatrix::default();
-        for (g, p) in [(Joy, Joy), (Joy, Joy), (Joy, Sadness), (Sadness, Sadness), (Sadness, Joy), (Anger, Anger)] {
+        for (g, p) in [
+            (Joy, Joy),
+            (Joy, Joy),
+            (Joy, Sadness),
+            (Sadness, Sadness),
+            (Sadness, Joy),
+            (Anger, Anger),
+        ] {
             m.add(g, p);
         }
         let r = m.report();

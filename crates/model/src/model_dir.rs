@@ -26,7 +26,10 @@ impl ModelDir {
             if !p.is_file() {
                 return Err(ModelError::io(
                     &p,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "a model folder needs model.onnx, tokenizer.json and config.json"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "a model folder needs model.onnx, tokenizer.json and config.json",
+                    ),
                 ));
             }
         }
@@ -39,10 +42,17 @@ impl ModelDir {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_else(|| "model".into())
                 });
-                format!("{name}-{}", &sha256_file(&path.join(Self::MODEL_FILE))?[..12])
+                format!(
+                    "{name}-{}",
+                    &sha256_file(&path.join(Self::MODEL_FILE))?[..12]
+                )
             }
         };
-        Ok(ModelDir { path, config, version })
+        Ok(ModelDir {
+            path,
+            config,
+            version,
+        })
     }
 
     pub fn model_file(&self) -> PathBuf {

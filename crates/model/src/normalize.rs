@@ -28,7 +28,11 @@ pub fn normalize(text: &str) -> String {
             spelled.push(' ');
         }
     }
-    spelled.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+    spelled
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Python's `" \t\n\x0b\x0c\r"`: Rust's `is_ascii_whitespace` lacks `\x0b`.
@@ -69,7 +73,9 @@ fn is_apostrophe(ch: char) -> bool {
 /// common ones are spelled as words the model knows.
 fn emoji_word(ch: char) -> Option<&'static str> {
     Some(match ch {
-        '\u{1F600}' | '\u{1F603}' | '\u{1F604}' | '\u{1F601}' | '\u{1F642}' | '\u{1F60A}' => "happy",
+        '\u{1F600}' | '\u{1F603}' | '\u{1F604}' | '\u{1F601}' | '\u{1F642}' | '\u{1F60A}' => {
+            "happy"
+        }
         '\u{1F602}' | '\u{1F923}' => "laughing",
         '\u{1F389}' => "celebrate",
         '\u{2764}' | '\u{1F60D}' | '\u{1F970}' | '\u{1F618}' => "love",

@@ -30,7 +30,12 @@ pub fn environment() -> Result<Environment, ModelError> {
             let library = locate_library().map_err(|e| e.to_string())?;
             tracing::debug!(library = %library.display(), "loading ONNX Runtime");
             ort::init_from(&library)
-                .map_err(|e| format!("could not load ONNX Runtime from {}: {e}", library.display()))?
+                .map_err(|e| {
+                    format!(
+                        "could not load ONNX Runtime from {}: {e}",
+                        library.display()
+                    )
+                })?
                 .with_name("moodwire")
                 .build()
                 .map_err(|e| format!("could not start ONNX Runtime: {e}"))
@@ -46,7 +51,9 @@ pub fn locate_library() -> Result<PathBuf, ModelError> {
         .iter()
         .find(|p| p.is_file())
         .cloned()
-        .ok_or(ModelError::RuntimeMissing { searched: candidates })
+        .ok_or(ModelError::RuntimeMissing {
+            searched: candidates,
+        })
 }
 
 fn candidate_paths() -> Vec<PathBuf> {
@@ -54,7 +61,11 @@ fn candidate_paths() -> Vec<PathBuf> {
         return vec![PathBuf::from(path)];
     }
     let mut paths = Vec::new();
-    if let Some(exe_dir) = std::env::current_exe().ok().as_deref().and_then(Path::parent) {
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+    {
         for dir in exe_dir.ancestors() {
             paths.push(dir.join(".ort").join(ORT_LIBRARY_FILE));
             paths.push(dir.join(ORT_LIBRARY_FILE));

@@ -38,7 +38,8 @@ impl AnalyzeRequest {
 
     /// Parses a JSON body; every failure names the field at fault.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
         let Value::Object(fields) = value else {
             return Err(ApiError::NotAnObject);
         };
@@ -117,7 +118,12 @@ pub struct AnalyzeResponse {
 }
 
 impl AnalyzeResponse {
-    pub fn new(analysis: &Analysis, served: Served, plot_base64: Option<String>, seconds: f64) -> Self {
+    pub fn new(
+        analysis: &Analysis,
+        served: Served,
+        plot_base64: Option<String>,
+        seconds: f64,
+    ) -> Self {
         AnalyzeResponse {
             keyword: analysis.keyword.clone(),
             count: analysis.count,
@@ -142,7 +148,8 @@ mod tests {
         assert_eq!(r.keyword.as_str(), "AI");
         assert_eq!(r.limit, Limit::default());
         assert!(r.return_plot);
-        let r = AnalyzeRequest::parse(br#"{"keyword": "x", "limit": null, "return_plot": false}"#).unwrap();
+        let r = AnalyzeRequest::parse(br#"{"keyword": "x", "limit": null, "return_plot": false}"#)
+            .unwrap();
         assert_eq!(r.limit.get(), 250);
         assert!(!r.return_plot);
     }
@@ -160,15 +167,23 @@ mod tests {
             (r#"{"keyword": "ai", "limit": 1001}"#, Some("limit")),
             (r#"{"keyword": "ai", "limit": 2.5}"#, Some("limit")),
             (r#"{"keyword": "ai", "limit": "10"}"#, Some("limit")),
-            (r#"{"keyword": "ai", "limit": 99999999999999999999999}"#, Some("limit")),
-            (r#"{"keyword": "ai", "return_plot": "yes"}"#, Some("return_plot")),
+            (
+                r#"{"keyword": "ai", "limit": 99999999999999999999999}"#,
+                Some("limit"),
+            ),
+            (
+                r#"{"keyword": "ai", "return_plot": "yes"}"#,
+                Some("return_plot"),
+            ),
             (r#"{"keyword": "ai", "limt": 10}"#, Some("limt")),
         ];
         for (body, field) in cases {
             let err = AnalyzeRequest::parse(body.as_bytes()).expect_err(body);
             let named = match &err {
                 ApiError::Input(e) => Some(e.field().to_string()),
-                ApiError::MissingField(f) | ApiError::WrongType { field: f, .. } => Some(f.to_string()),
+                ApiError::MissingField(f) | ApiError::WrongType { field: f, .. } => {
+                    Some(f.to_string())
+                }
                 ApiError::UnknownField(f) => Some(f.clone()),
                 _ => None,
             };

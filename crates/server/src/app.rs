@@ -33,14 +33,23 @@ pub struct AppState {
     /// The longest a request may take before it is answered 503.
     pub request_timeout: Duration,
     pub prometheus: PrometheusHandle,
+    /// Rendered charts by analysis: a cache hit then costs no rendering.
+    plots: moka::sync::Cache<String, Arc<str>>,
 }
 
 impl AppState {
+    /// Charts are ~30 KB of base64; 2,000 of them bound this memo to ~60 MB.
+    const MAX_PLOTS: u64 = 2_000;
+
     pub fn new(service: Arc<AnalysisService>, request_timeout: Duration) -> Self {
         AppState {
             service,
             request_timeout,
             prometheus: observability::prometheus(),
+            plots: moka::sync::Cache::builder()
+                .max_capacity(Self::MAX_PLOTS)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
         }
     }
 }
@@ -94,7 +103,9 @@ pub async fn serve(
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!("in-flight requests did not finish within the grace period; stopping anyway");
+            tracing::warn!(
+                "in-flight requests did not finish within the grace period; stopping anyway"
+            );
             Ok(())
         }
     }
@@ -114,14 +125,20 @@ pub async fn serve(
         (status = 503, description = "Overloaded, rate limited or timed out; see Retry-After", body = crate::ErrorBody),
     )
 )]
-pub(crate) async fn analyze(State(state): State<AppState>, body: Body) -> Result<Json<AnalyzeResponse>, ApiError> {
+pub(crate) async fn analyze(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
     let started = Instant::now();
     let bytes = read_body(body).await?;
     let request = AnalyzeRequest::parse(&bytes)?;
     let answer = tokio::time::timeout(state.request_timeout, async {
-        let (analysis, served) = state.service.analyze(&request.keyword, request.limit).await?;
+        let (analysis, served) = state
+            .service
+            .analyze(&request.keyword, request.limit)
+            .await?;
         let plot = if request.return_plot {
-            Some(render_plot(Arc::clone(&analysis)).await?)
+            Some(plot_of(&state, &analysis).await?)
         } else {
             None
         };
@@ -130,22 +147,47 @@ pub(crate) async fn analyze(State(state): State<AppState>, body: Body) -> Result
     .await
     .map_err(|_| ApiError::Timeout(state.request_timeout))?;
     let (analysis, served, plot) = answer?;
-    Ok(Json(AnalyzeResponse::new(&analysis, served, plot, started.elapsed().as_secs_f64())))
+    Ok(Json(AnalyzeResponse::new(
+        &analysis,
+        served,
+        plot.map(|p| p.to_string()),
+        started.elapsed().as_secs_f64(),
+    )))
 }
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::BodyTooLarge { limit: MAX_BODY_BYTES })
+        .map_err(|_| ApiError::BodyTooLarge {
+            limit: MAX_BODY_BYTES,
+        })
 }
 
-/// Rendering takes milliseconds of CPU: keep it off the async workers.
-async fn render_plot(analysis: Arc<Analysis>) -> Result<String, ApiError> {
-    let png = tokio::task::spawn_blocking(move || plot::render_png(&analysis))
+/// The chart of an analysis, rendered once per analysis. Rendering takes
+/// milliseconds of CPU, so it runs off the async workers.
+async fn plot_of(state: &AppState, analysis: &Arc<Analysis>) -> Result<Arc<str>, ApiError> {
+    // An analysis is identified by what was asked and when it was computed.
+    let key = format!(
+        "{}|{}|{}|{}",
+        analysis.model,
+        analysis.keyword,
+        analysis.count,
+        analysis
+            .analyzed_at
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+    );
+    if let Some(hit) = state.plots.get(&key) {
+        return Ok(hit);
+    }
+    let source = Arc::clone(analysis);
+    let png = tokio::task::spawn_blocking(move || plot::render_png(&source))
         .await
         .map_err(|e| ApiError::Internal(format!("chart task failed: {e}")))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(png))
+    let encoded: Arc<str> = base64::engine::general_purpose::STANDARD.encode(png).into();
+    state.plots.insert(key, Arc::clone(&encoded));
+    Ok(encoded)
 }
 
 /// Liveness: the process answers.

@@ -22,7 +22,10 @@ pub enum ApiError {
     #[error("missing field `{0}`")]
     MissingField(&'static str),
     #[error("field `{field}` must be {expected}")]
-    WrongType { field: &'static str, expected: &'static str },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
     #[error("unknown field `{0}`")]
     UnknownField(String),
     #[error("the request body is larger than {limit} bytes")]
@@ -62,27 +65,79 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, Option<String>, Option<Duration>) {
         use ApiError::*;
         match self {
-            Input(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code(), Some(e.field().into()), None),
+            Input(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.code(),
+                Some(e.field().into()),
+                None,
+            ),
             InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json", None, None),
             NotAnObject => (StatusCode::BAD_REQUEST, "invalid_json", None, None),
-            MissingField(f) => (StatusCode::UNPROCESSABLE_ENTITY, "missing_field", Some((*f).into()), None),
-            WrongType { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_type", Some((*field).into()), None),
-            UnknownField(f) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", Some(f.clone()), None),
+            MissingField(f) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "missing_field",
+                Some((*f).into()),
+                None,
+            ),
+            WrongType { field, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_type",
+                Some((*field).into()),
+                None,
+            ),
+            UnknownField(f) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_field",
+                Some(f.clone()),
+                None,
+            ),
             BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None, None),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
-            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None),
-            Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None, Some(RETRY_OVERLOADED)),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                None,
+                None,
+            ),
+            Timeout(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                None,
+                Some(RETRY_OVERLOADED),
+            ),
             Analyze(AnalyzeError::Classify(e)) => match e.as_ref() {
-                ClassifyError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", None, Some(RETRY_OVERLOADED)),
-                ClassifyError::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", None, Some(RETRY_OVERLOADED)),
-                ClassifyError::Inference(_) => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", None, None),
+                ClassifyError::Overloaded { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    None,
+                    Some(RETRY_OVERLOADED),
+                ),
+                ClassifyError::Cancelled => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    None,
+                    Some(RETRY_OVERLOADED),
+                ),
+                ClassifyError::Inference(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "inference_failed",
+                    None,
+                    None,
+                ),
             },
             Analyze(AnalyzeError::Source(e)) => match e.as_ref() {
-                SourceError::RateLimited { retry_after } => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "upstream_rate_limited", None, *retry_after)
+                SourceError::RateLimited { retry_after } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_rate_limited",
+                    None,
+                    *retry_after,
+                ),
+                SourceError::Unavailable(_) => {
+                    (StatusCode::BAD_GATEWAY, "upstream_unavailable", None, None)
                 }
-                SourceError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable", None, None),
-                SourceError::BadResponse(_) => (StatusCode::BAD_GATEWAY, "upstream_bad_response", None, None),
+                SourceError::BadResponse(_) => {
+                    (StatusCode::BAD_GATEWAY, "upstream_bad_response", None, None)
+                }
             },
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
         }
@@ -101,7 +156,11 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let body = ErrorBody {
-            error: ErrorDetail { code, message, field },
+            error: ErrorDetail {
+                code,
+                message,
+                field,
+            },
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(wait) = retry_after {

@@ -7,9 +7,21 @@ use moodwire_core::{Emotion, EmotionShare, PostsSource};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "moodwire", description = "Real-time emotion analytics for social media posts."),
+    info(
+        title = "moodwire",
+        description = "Real-time emotion analytics for social media posts."
+    ),
     paths(app::analyze, app::healthz, app::readyz, app::metrics_text),
-    components(schemas(AnalyzeRequestBody, AnalyzeResponse, EmotionShare, Emotion, PostsSource, ServedFrom, ErrorBody, ErrorDetail))
+    components(schemas(
+        AnalyzeRequestBody,
+        AnalyzeResponse,
+        EmotionShare,
+        Emotion,
+        PostsSource,
+        ServedFrom,
+        ErrorBody,
+        ErrorDetail
+    ))
 )]
 struct ApiDoc;
 

@@ -30,7 +30,9 @@ fn register_font() -> Result<(), PlotError> {
     REGISTERED
         .get_or_init(|| {
             plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-                .and_then(|_| plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()))
+                .and_then(|_| {
+                    plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold())
+                })
                 .map_err(|_| "the embedded DejaVu font did not load".to_string())
         })
         .clone()
@@ -49,22 +51,44 @@ pub fn render_png(analysis: &Analysis) -> Result<Vec<u8>, PlotError> {
 fn draw(analysis: &Analysis, rgb: &mut [u8]) -> Result<(), Box<dyn std::error::Error>> {
     let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
-    let title = format!("Emotions about \u{201C}{}\u{201D} \u{2014} {} posts", truncate(&analysis.keyword, 40), analysis.count);
-    root.draw(&Text::new(title, (24, 18), (FONT, 26, FontStyle::Bold).into_font().color(&BLACK)))?;
+    let title = format!(
+        "Emotions about \u{201C}{}\u{201D} \u{2014} {} posts",
+        truncate(&analysis.keyword, 40),
+        analysis.count
+    );
+    root.draw(&Text::new(
+        title,
+        (24, 18),
+        (FONT, 26, FontStyle::Bold).into_font().color(&BLACK),
+    ))?;
 
     let center = (250, 265);
     let radius = 180.0;
     let shares: Vec<_> = analysis.agg.iter().filter(|s| s.count > 0).collect();
     if shares.is_empty() {
-        root.draw(&Circle::new(center, radius as i32, ShapeStyle::from(&RGBColor(0xDD, 0xDD, 0xDD)).filled()))?;
-        root.draw(&Text::new("no posts found", (175, 255), (FONT, 22).into_font().color(&BLACK)))?;
+        root.draw(&Circle::new(
+            center,
+            radius as i32,
+            ShapeStyle::from(&RGBColor(0xDD, 0xDD, 0xDD)).filled(),
+        ))?;
+        root.draw(&Text::new(
+            "no posts found",
+            (175, 255),
+            (FONT, 22).into_font().color(&BLACK),
+        ))?;
     } else {
         let sizes: Vec<f64> = shares.iter().map(|s| f64::from(s.count)).collect();
         let colours: Vec<RGBColor> = shares.iter().map(|s| colour(s.label)).collect();
         // Slices under 8 % get no label on the pie (it would not fit): the legend names them.
         let labels: Vec<String> = shares
             .iter()
-            .map(|s| if s.pct >= 8.0 { format!("{:.1}%", s.pct) } else { String::new() })
+            .map(|s| {
+                if s.pct >= 8.0 {
+                    format!("{:.1}%", s.pct)
+                } else {
+                    String::new()
+                }
+            })
             .collect();
         let mut pie = Pie::new(&center, &radius, &sizes, &colours, &labels);
         pie.start_angle(-90.0);
@@ -81,8 +105,15 @@ fn draw(analysis: &Analysis, rgb: &mut [u8]) -> Result<(), Box<dyn std::error::E
         root.draw(&Text::new(text, (cx, y - 34), header.clone()))?;
     }
     for share in &analysis.agg {
-        root.draw(&Rectangle::new([(x, y), (x + 22, y + 22)], colour(share.label).filled()))?;
-        let cells = [share.label.as_str().to_string(), format!("{:.1}%", share.pct), share.count.to_string()];
+        root.draw(&Rectangle::new(
+            [(x, y), (x + 22, y + 22)],
+            colour(share.label).filled(),
+        ))?;
+        let cells = [
+            share.label.as_str().to_string(),
+            format!("{:.1}%", share.pct),
+            share.count.to_string(),
+        ];
         for (text, cx) in cells.into_iter().zip(columns) {
             root.draw(&Text::new(text, (cx, y + 1), cell.clone()))?;
         }
@@ -101,7 +132,10 @@ fn truncate(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         text.to_string()
     } else {
-        text.chars().take(max_chars - 1).chain(['\u{2026}']).collect()
+        text.chars()
+            .take(max_chars - 1)
+            .chain(['\u{2026}'])
+            .collect()
     }
 }
 
@@ -110,8 +144,12 @@ fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, PlotError> {
     let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(|e| PlotError(e.to_string()))?;
-    writer.write_image_data(rgb).map_err(|e| PlotError(e.to_string()))?;
+    let mut writer = encoder
+        .write_header()
+        .map_err(|e| PlotError(e.to_string()))?;
+    writer
+        .write_image_data(rgb)
+        .map_err(|e| PlotError(e.to_string()))?;
     writer.finish().map_err(|e| PlotError(e.to_string()))?;
     Ok(out)
 }
@@ -119,7 +157,7 @@ fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, PlotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use moodwire_core::{aggregate, Prediction, PostsSource};
+    use moodwire_core::{aggregate, PostsSource, Prediction};
 
     fn analysis(labels: &[Emotion]) -> Analysis {
         let predictions: Vec<_> = labels
@@ -142,7 +180,13 @@ mod tests {
 
     #[test]
     fn renders_a_png_of_the_expected_size() {
-        let png = render_png(&analysis(&[Emotion::Joy, Emotion::Joy, Emotion::Fear, Emotion::Surprise])).unwrap();
+        let png = render_png(&analysis(&[
+            Emotion::Joy,
+            Emotion::Joy,
+            Emotion::Fear,
+            Emotion::Surprise,
+        ]))
+        .unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(&png));
         let reader = decoder.read_info().unwrap();
         assert_eq!((reader.info().width, reader.info().height), (WIDTH, HEIGHT));

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use moodwire_core::ports::{ClassifyError, Classifier};
+use moodwire_core::ports::{Classifier, ClassifyError};
 use moodwire_core::service::AnalysisService;
 use moodwire_core::Prediction;
 use moodwire_model::{Engine, EngineOptions, Infer, InferOptions, ModelDir};
@@ -19,7 +19,9 @@ use moodwire_sources::SampleCorpus;
 use moodwire_storage::MemoryCache;
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 /// Counts how often the real classifier is asked to work.
@@ -74,7 +76,12 @@ async fn spawn_app() -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = router(AppState::new(service, Duration::from_secs(60)));
-    tokio::spawn(serve(listener, app, std::future::pending(), Duration::from_secs(1)));
+    tokio::spawn(serve(
+        listener,
+        app,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
     TestApp {
         base,
         classifier,
@@ -86,7 +93,10 @@ fn assert_contract(body: &Value, keyword: &str, source: &str) {
     assert_eq!(body["keyword"], keyword);
     assert_eq!(body["source"], source);
     assert_eq!(body["posts_source"], "sample");
-    assert!(body["model"].as_str().unwrap().starts_with("moodwire-emotion"));
+    assert!(body["model"]
+        .as_str()
+        .unwrap()
+        .starts_with("moodwire-emotion"));
     assert!(body["time"].as_f64().unwrap() >= 0.0);
     assert!(chrono::DateTime::parse_from_rfc3339(body["analyzed_at"].as_str().unwrap()).is_ok());
     let count = body["count"].as_u64().unwrap();
@@ -94,9 +104,15 @@ fn assert_contract(body: &Value, keyword: &str, source: &str) {
     assert_eq!(agg.len(), 6, "all six emotions");
     let mut labels: Vec<&str> = agg.iter().map(|e| e["label"].as_str().unwrap()).collect();
     labels.sort();
-    assert_eq!(labels, ["anger", "fear", "joy", "love", "sadness", "surprise"]);
+    assert_eq!(
+        labels,
+        ["anger", "fear", "joy", "love", "sadness", "surprise"]
+    );
     let pcts: Vec<f64> = agg.iter().map(|e| e["pct"].as_f64().unwrap()).collect();
-    assert!(pcts.windows(2).all(|w| w[0] >= w[1]), "sorted by pct: {pcts:?}");
+    assert!(
+        pcts.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by pct: {pcts:?}"
+    );
     let counted: u64 = agg.iter().map(|e| e["count"].as_u64().unwrap()).sum();
     assert_eq!(counted, count);
     if count > 0 {
@@ -138,7 +154,9 @@ async fn a_miss_then_a_hit_with_the_same_breakdown_and_a_valid_plot() {
         );
     }
 
-    let (_, without_plot) = app.post(r#"{"keyword": "AI", "limit": 60, "return_plot": false}"#).await;
+    let (_, without_plot) = app
+        .post(r#"{"keyword": "AI", "limit": 60, "return_plot": false}"#)
+        .await;
     assert_eq!(without_plot["plot_base64"], Value::Null);
     assert_eq!(without_plot["source"], "cache");
 }
@@ -150,7 +168,11 @@ async fn a_keyword_with_no_posts_is_an_empty_answer_not_an_error() {
     assert_eq!(status, 200, "{body}");
     assert_contract(&body, "zyzzyva quux", "inference");
     assert_eq!(body["count"], 0);
-    assert!(body["agg"].as_array().unwrap().iter().all(|e| e["pct"] == 0.0));
+    assert!(body["agg"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["pct"] == 0.0));
 }
 
 #[tokio::test]
@@ -158,7 +180,10 @@ async fn one_hundred_concurrent_misses_run_inference_once() {
     let app = Arc::new(spawn_app().await);
     let requests = (0..100).map(|_| {
         let app = Arc::clone(&app);
-        tokio::spawn(async move { app.post(r#"{"keyword": "bitcoin", "limit": 80, "return_plot": false}"#).await })
+        tokio::spawn(async move {
+            app.post(r#"{"keyword": "bitcoin", "limit": 80, "return_plot": false}"#)
+                .await
+        })
     });
     let mut agg = None;
     for r in requests {
@@ -178,39 +203,106 @@ async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
         ("not json".into(), 400, "invalid_json", None),
         ("[]".into(), 400, "invalid_json", None),
         ("{}".into(), 422, "missing_field", Some("keyword")),
-        (r#"{"keyword": 42}"#.into(), 422, "invalid_type", Some("keyword")),
-        (r#"{"keyword": "  "}"#.into(), 422, "invalid_keyword", Some("keyword")),
-        (format!(r#"{{"keyword": "{long}"}}"#), 422, "invalid_keyword", Some("keyword")),
-        (r#"{"keyword": "ai", "limit": 0}"#.into(), 422, "invalid_limit", Some("limit")),
-        (r#"{"keyword": "ai", "limit": 1001}"#.into(), 422, "invalid_limit", Some("limit")),
-        (r#"{"keyword": "ai", "limit": "ten"}"#.into(), 422, "invalid_type", Some("limit")),
-        (r#"{"keyword": "ai", "return_plot": 1}"#.into(), 422, "invalid_type", Some("return_plot")),
-        (r#"{"keyword": "ai", "colour": "red"}"#.into(), 422, "unknown_field", Some("colour")),
-        (format!(r#"{{"keyword": "{}"}}"#, "a".repeat(17 * 1024)), 413, "body_too_large", None),
+        (
+            r#"{"keyword": 42}"#.into(),
+            422,
+            "invalid_type",
+            Some("keyword"),
+        ),
+        (
+            r#"{"keyword": "  "}"#.into(),
+            422,
+            "invalid_keyword",
+            Some("keyword"),
+        ),
+        (
+            format!(r#"{{"keyword": "{long}"}}"#),
+            422,
+            "invalid_keyword",
+            Some("keyword"),
+        ),
+        (
+            r#"{"keyword": "ai", "limit": 0}"#.into(),
+            422,
+            "invalid_limit",
+            Some("limit"),
+        ),
+        (
+            r#"{"keyword": "ai", "limit": 1001}"#.into(),
+            422,
+            "invalid_limit",
+            Some("limit"),
+        ),
+        (
+            r#"{"keyword": "ai", "limit": "ten"}"#.into(),
+            422,
+            "invalid_type",
+            Some("limit"),
+        ),
+        (
+            r#"{"keyword": "ai", "return_plot": 1}"#.into(),
+            422,
+            "invalid_type",
+            Some("return_plot"),
+        ),
+        (
+            r#"{"keyword": "ai", "colour": "red"}"#.into(),
+            422,
+            "unknown_field",
+            Some("colour"),
+        ),
+        (
+            format!(r#"{{"keyword": "{}"}}"#, "a".repeat(17 * 1024)),
+            413,
+            "body_too_large",
+            None,
+        ),
     ];
     for (body, status, code, field) in cases {
         let (got, answer) = app.post(&body).await;
         let shown = &body[..body.len().min(60)];
         assert_eq!(got, status, "{shown}: {answer}");
         assert_eq!(answer["error"]["code"], code, "{shown}");
-        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
         match field {
             Some(f) => assert_eq!(answer["error"]["field"], f, "{shown}"),
             None => assert!(answer["error"].get("field").is_none()),
         }
     }
-    assert_eq!(app.classifier.calls.load(Ordering::SeqCst), 0, "bad input never reaches the model");
+    assert_eq!(
+        app.classifier.calls.load(Ordering::SeqCst),
+        0,
+        "bad input never reaches the model"
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = spawn_app().await;
-    let r = app.client.get(format!("{}/nope", app.base)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/nope", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "not_found");
-    let r = app.client.get(format!("{}/analyze", app.base)).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+    let r = app
+        .client
+        .get(format!("{}/analyze", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "method_not_allowed"
+    );
 }
 
 #[tokio::test]
@@ -222,7 +314,8 @@ async fn health_readiness_metrics_and_openapi() {
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["model"], app.classifier.model_version());
 
-    app.post(r#"{"keyword": "climate", "limit": 5, "return_plot": false}"#).await;
+    app.post(r#"{"keyword": "climate", "limit": 5, "return_plot": false}"#)
+        .await;
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     for name in [
         "moodwire_http_requests_total{route=\"/analyze\",method=\"POST\",status=\"200\"}",
@@ -240,12 +333,33 @@ async fn health_readiness_metrics_and_openapi() {
     let analyze = &spec["paths"]["/analyze"]["post"];
     assert!(analyze["requestBody"].is_object());
     for status in ["200", "400", "413", "422", "503"] {
-        assert!(analyze["responses"][status].is_object(), "/analyze documents {status}");
+        assert!(
+            analyze["responses"][status].is_object(),
+            "/analyze documents {status}"
+        );
     }
     let schemas = &spec["components"]["schemas"];
-    let response_fields = schemas["AnalyzeResponse"]["properties"].as_object().unwrap();
-    for field in ["keyword", "count", "agg", "plot_base64", "source", "time", "model", "posts_source", "analyzed_at"] {
-        assert!(response_fields.contains_key(field), "AnalyzeResponse documents {field}");
+    let response_fields = schemas["AnalyzeResponse"]["properties"]
+        .as_object()
+        .unwrap();
+    for field in [
+        "keyword",
+        "count",
+        "agg",
+        "plot_base64",
+        "source",
+        "time",
+        "model",
+        "posts_source",
+        "analyzed_at",
+    ] {
+        assert!(
+            response_fields.contains_key(field),
+            "AnalyzeResponse documents {field}"
+        );
     }
-    assert_eq!(json!(schemas["AnalyzeRequestBody"]["required"]), json!(["keyword"]));
+    assert_eq!(
+        json!(schemas["AnalyzeRequestBody"]["required"]),
+        json!(["keyword"])
+    );
 }

@@ -20,8 +20,14 @@ impl SearchText {
         while let Some(found) = hay[from..].find(needle) {
             let start = from + found;
             let end = start + needle.len();
-            let before_ok = hay[..start].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-            let after_ok = hay[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+            let before_ok = hay[..start]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric());
+            let after_ok = hay[end..]
+                .chars()
+                .next()
+                .is_none_or(|c| !c.is_alphanumeric());
             if before_ok && after_ok {
                 return true;
             }

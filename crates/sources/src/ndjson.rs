@@ -30,7 +30,8 @@ struct RawPost {
 /// or strings, and leave out fields; both are accepted.
 pub fn parse_post_line(line: &str) -> Result<Post, LineError> {
     let raw: RawPost = serde_json::from_str(line).map_err(|e| LineError(e.to_string()))?;
-    let created_utc = as_integer(&raw.created_utc).ok_or_else(|| LineError("created_utc is not a timestamp".into()))?;
+    let created_utc = as_integer(&raw.created_utc)
+        .ok_or_else(|| LineError("created_utc is not a timestamp".into()))?;
     let title = raw.title.unwrap_or_default();
     if raw.id.trim().is_empty() {
         return Err(LineError("id is empty".into()));
@@ -61,17 +62,29 @@ mod tests {
 
     #[test]
     fn parses_numbers_or_strings_and_missing_fields() {
-        let p = parse_post_line(r#"{"id":"a1","created_utc":"1700000000","title":"Hi","score":"5"}"#).unwrap();
+        let p =
+            parse_post_line(r#"{"id":"a1","created_utc":"1700000000","title":"Hi","score":"5"}"#)
+                .unwrap();
         assert_eq!(p.created_utc, 1_700_000_000);
         assert_eq!(p.score, 5);
         assert_eq!(p.author, "[deleted]");
-        let p = parse_post_line(r#"{"id":"a2","created_utc":1700000000.0,"title":"Hi","selftext":"body"}"#).unwrap();
+        let p = parse_post_line(
+            r#"{"id":"a2","created_utc":1700000000.0,"title":"Hi","selftext":"body"}"#,
+        )
+        .unwrap();
         assert_eq!(p.selftext, "body");
     }
 
     #[test]
     fn rejects_broken_lines() {
-        for bad in ["", "{", "[]", r#"{"id":"x"}"#, r#"{"id":"","created_utc":1}"#, r#"{"id":"x","created_utc":"soon"}"#] {
+        for bad in [
+            "",
+            "{",
+            "[]",
+            r#"{"id":"x"}"#,
+            r#"{"id":"","created_utc":1}"#,
+            r#"{"id":"x","created_utc":"soon"}"#,
+        ] {
             assert!(parse_post_line(bad).is_err(), "accepted {bad:?}");
         }
     }

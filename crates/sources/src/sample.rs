@@ -16,7 +16,11 @@ pub enum CorpusError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: {reason}")]
-    BadLine { path: PathBuf, line: usize, reason: String },
+    BadLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("the sample corpus at {0} holds no posts (*.ndjson files)")]
     Empty(PathBuf),
 }
@@ -46,7 +50,11 @@ impl SampleCorpus {
                 path: file.clone(),
                 source,
             })?;
-            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
                 let post = parse_post_line(line).map_err(|e| CorpusError::BadLine {
                     path: file.clone(),
                     line: i + 1,
@@ -62,7 +70,11 @@ impl SampleCorpus {
     }
 
     pub fn from_posts(mut posts: Vec<Post>) -> Self {
-        posts.sort_by(|a, b| b.created_utc.cmp(&a.created_utc).then_with(|| a.id.cmp(&b.id)));
+        posts.sort_by(|a, b| {
+            b.created_utc
+                .cmp(&a.created_utc)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         SampleCorpus {
             posts: posts
                 .into_iter()
@@ -131,16 +143,26 @@ mod tests {
             post("mid", 2, "The AI!"),
         ]);
         let k = Keyword::parse("Ai").unwrap();
-        let ids: Vec<_> = corpus.find(&k, Limit::parse(10).unwrap()).into_iter().map(|p| p.id).collect();
+        let ids: Vec<_> = corpus
+            .find(&k, Limit::parse(10).unwrap())
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
         assert_eq!(ids, ["new", "mid", "old"]);
         assert_eq!(corpus.find(&k, Limit::parse(1).unwrap())[0].id, "new");
-        assert!(corpus.find(&Keyword::parse("nothing").unwrap(), Limit::default()).is_empty());
+        assert!(corpus
+            .find(&Keyword::parse("nothing").unwrap(), Limit::default())
+            .is_empty());
     }
 
     #[test]
     fn the_bundled_corpus_loads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample");
         let corpus = SampleCorpus::load(&dir).unwrap();
-        assert!((2_000..=5_000).contains(&corpus.len()), "{} posts", corpus.len());
+        assert!(
+            (2_000..=5_000).contains(&corpus.len()),
+            "{} posts",
+            corpus.len()
+        );
     }
 }

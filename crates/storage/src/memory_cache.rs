@@ -18,7 +18,10 @@ impl MemoryCache {
 
     pub fn new(ttl: Duration, max_entries: u64) -> Self {
         MemoryCache {
-            entries: Cache::builder().max_capacity(max_entries).time_to_live(ttl).build(),
+            entries: Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(ttl)
+                .build(),
         }
     }
 }
@@ -30,7 +33,9 @@ impl ResultCache for MemoryCache {
     }
 
     async fn put(&self, key: &str, analysis: &Analysis) -> Result<(), CacheError> {
-        self.entries.insert(key.to_string(), Arc::new(analysis.clone())).await;
+        self.entries
+            .insert(key.to_string(), Arc::new(analysis.clone()))
+            .await;
         Ok(())
     }
 }
@@ -54,8 +59,9 @@ mod tests {
     #[tokio::test]
     async fn entries_expire_after_the_ttl() {
         let cache = MemoryCache::new(Duration::from_millis(200), 10);
-        cache.put("k", &analysis()).await.unwrap();
-        assert_eq!(cache.get("k").await.unwrap(), Some(analysis()));
+        let stored = analysis();
+        cache.put("k", &stored).await.unwrap();
+        assert_eq!(cache.get("k").await.unwrap(), Some(stored));
         assert_eq!(cache.get("other").await.unwrap(), None);
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(cache.get("k").await.unwrap(), None);

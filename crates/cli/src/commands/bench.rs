@@ -1,5 +1,266 @@
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
-}
+//! `moodwire bench`: classifier and cache-path throughput and latency, measured
+//! side by side in one run and printed as a table (or JSON).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use moodwire_core::service::{AnalysisService, Served};
+use moodwire_core::{Keyword, Limit};
+use moodwire_model::Engine;
+use moodwire_server::{router, serve, AppState};
+use serde::Serialize;
+
+use crate::model_args::resolve;
+use crate::wiring::PipelineArgs;
+
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Texts to classify: `text;label` or plain lines (default: the emotion test split).
+    #[arg(long, default_value = "../shared/data/emotion/test.txt")]
+    corpus: PathBuf,
+    /// Posts timed one at a time for single-post latency.
+    #[arg(long, default_value_t = 300)]
+    single: usize,
+    /// Repetitions of each 250-post measurement.
+    #[arg(long, default_value_t = 10)]
+    repeats: usize,
+    /// Requests for each cache-hit measurement.
+    #[arg(long, default_value_t = 2000)]
+    hits: usize,
+    /// Keyword of the end-to-end measurements (it must match at least 250 sample posts).
+    #[arg(long, default_value = "AI")]
+    keyword: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: &'static str,
+    /// Milliseconds per operation.
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Items (posts or requests) per second.
+    per_second: f64,
+    unit: &'static str,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let texts = read_corpus(&resolve(&args.corpus))?;
+    anyhow::ensure!(
+        texts.len() >= 250,
+        "the bench corpus needs at least 250 texts"
+    );
+    let batch: Vec<String> = texts[..250].to_vec();
+    let mut rows = Vec::new();
+
+    let mut engine = args.pipeline.model.load_engine()?;
+    engine.classify(&batch)?; // warm-up: first runs allocate
+    rows.push(single_post(
+        &mut engine,
+        &texts[..args.single.min(texts.len())],
+    )?);
+    rows.push(posts_250(
+        &mut engine,
+        &batch,
+        args.repeats,
+        "classifier: 250 posts, length-bucketed",
+    )?);
+    let mut fixed_options = args.pipeline.model.engine_options();
+    fixed_options.max_batch_size = 16;
+    fixed_options.max_batch_tokens = usize::MAX;
+    fixed_options.length_bucketing = false;
+    let dir = args.pipeline.model.open()?;
+    let mut fixed = Engine::load(&dir, fixed_options)?;
+    rows.push(posts_250(
+        &mut fixed,
+        &batch,
+        args.repeats,
+        "classifier: 250 posts, batches of 16 in order",
+    )?);
+    drop(fixed);
+    rows.push(whole_corpus(&mut engine, &texts)?);
+    drop(engine);
+
+    let service = Arc::new(args.pipeline.build_service()?);
+    let keyword = Keyword::parse(&args.keyword)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    rows.extend(runtime.block_on(end_to_end(service, &keyword, args.repeats, args.hits))?);
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_table(&rows);
+    }
+    Ok(())
+}
+
+fn read_corpus(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the bench corpus {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| match l.rsplit_once(';') {
+            Some((t, label)) if label.parse::<moodwire_core::Emotion>().is_ok() => t.to_string(),
+            _ => l.to_string(),
+        })
+        .collect())
+}
+
+fn single_post(engine: &mut Engine, texts: &[String]) -> anyhow::Result<Row> {
+    let mut times = Vec::with_capacity(texts.len());
+    for t in texts {
+        let started = Instant::now();
+        engine.classify(std::slice::from_ref(t))?;
+        times.push(started.elapsed());
+    }
+    Ok(row("classifier: 1 post", &times, 1, "posts"))
+}
+
+fn posts_250(
+    engine: &mut Engine,
+    batch: &[String],
+    repeats: usize,
+    name: &'static str,
+) -> anyhow::Result<Row> {
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        let started = Instant::now();
+        engine.classify(batch)?;
+        times.push(started.elapsed());
+    }
+    Ok(row(name, &times, batch.len(), "posts"))
+}
+
+fn whole_corpus(engine: &mut Engine, texts: &[String]) -> anyhow::Result<Row> {
+    let started = Instant::now();
+    engine.classify(texts)?;
+    let elapsed = started.elapsed();
+    Ok(row(
+        "classifier: whole corpus, length-bucketed",
+        &[elapsed],
+        texts.len(),
+        "posts",
+    ))
+}
+
+/// Cold analyses (fresh service cache each time is not possible, so distinct
+/// limits make distinct cache keys), then cache hits in-process and over HTTP.
+async fn end_to_end(
+    service: Arc<AnalysisService>,
+    keyword: &Keyword,
+    repeats: usize,
+    hits: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let mut cold = Vec::new();
+    for i in 0..repeats.max(1) {
+        let limit = Limit::parse(250 + i as i64)?;
+        let started = Instant::now();
+        let (analysis, served) = service.analyze(keyword, limit).await?;
+        cold.push(started.elapsed());
+        anyhow::ensure!(served == Served::Inference, "expected a cache miss");
+        anyhow::ensure!(
+            analysis.count >= 250,
+            "keyword {keyword} matches only {} sample posts; pick another",
+            analysis.count
+        );
+    }
+    let limit = Limit::parse(250)?;
+    let mut in_process = Vec::with_capacity(hits);
+    for _ in 0..hits {
+        let started = Instant::now();
+        let (_, served) = service.analyze(keyword, limit).await?;
+        in_process.push(started.elapsed());
+        anyhow::ensure!(served == Served::Cache, "expected a cache hit");
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/analyze", listener.local_addr()?);
+    let app = router(AppState::new(service, Duration::from_secs(30)));
+    tokio::spawn(serve(
+        listener,
+        app,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let client = reqwest::Client::new();
+    let mut http = Vec::new();
+    for return_plot in [false, true] {
+        let body = serde_json::json!({"keyword": keyword.as_str(), "limit": 250, "return_plot": return_plot}).to_string();
+        let mut times = Vec::with_capacity(hits);
+        for _ in 0..hits {
+            let started = Instant::now();
+            let response = client.post(&url).body(body.clone()).send().await?;
+            anyhow::ensure!(response.status() == 200, "HTTP {}", response.status());
+            response.bytes().await?;
+            times.push(started.elapsed());
+        }
+        http.push(times);
+    }
+    Ok(vec![
+        row(
+            "analysis: cold, 250 sample posts (in-process)",
+            &cold,
+            1,
+            "analyses",
+        ),
+        row(
+            "analysis: cache hit (in-process)",
+            &in_process,
+            1,
+            "analyses",
+        ),
+        row(
+            "HTTP cache hit, no plot (1 client)",
+            &http[0],
+            1,
+            "requests",
+        ),
+        row(
+            "HTTP cache hit, with plot (1 client)",
+            &http[1],
+            1,
+            "requests",
+        ),
+    ])
+}
+
+fn row(name: &'static str, times: &[Duration], items_per_op: usize, unit: &'static str) -> Row {
+    let mut ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let pick = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    let total_secs: f64 = ms.iter().sum::<f64>() / 1e3;
+    Row {
+        name,
+        p50_ms: round3(pick(0.5)),
+        p99_ms: round3(pick(0.99)),
+        per_second: round3((ms.len() * items_per_op) as f64 / total_secs),
+        unit,
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<48} {:>10} {:>10} {:>14}",
+        "measurement", "p50 ms", "p99 ms", "throughput"
+    );
+    for r in rows {
+        println!(
+            "{:<48} {:>10.3} {:>10.3} {:>14}",
+            r.name,
+            r.p50_ms,
+            r.p99_ms,
+            format!("{:.1} {}/s", r.per_second, r.unit)
+        );
+    }
+}

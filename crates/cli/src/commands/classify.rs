@@ -35,7 +35,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )),
         None => Box::new(std::io::stdin().lock()),
     };
-    let name = args.file.as_ref().map_or("stdin".into(), |p| p.display().to_string());
+    let name = args
+        .file
+        .as_ref()
+        .map_or("stdin".into(), |p| p.display().to_string());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut chunk = Vec::with_capacity(CHUNK);
     for line in crate::commands::text_lines(input, &name) {
@@ -50,7 +53,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_chunk(engine: &mut moodwire_model::Engine, texts: &[String], out: &mut impl Write) -> anyhow::Result<()> {
+fn write_chunk(
+    engine: &mut moodwire_model::Engine,
+    texts: &[String],
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     for (text, p) in texts.iter().zip(engine.classify(texts)?) {
         let scores = Emotion::ALL
             .into_iter()

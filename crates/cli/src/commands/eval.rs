@@ -31,20 +31,24 @@ struct JsonReport<'a> {
     report: &'a EvalReport,
 }
 
-/// Texts classified between progress updates.
-const STEP: usize = 256;
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (texts, gold) = read_labelled(&args.file)?;
     let mut engine = args.model.load_engine()?;
     let progress = ProgressBar::new(texts.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} texts, {per_sec}, eta {eta}").expect("valid template"),
+        ProgressStyle::with_template("{bar:40} {pos}/{len} texts, {per_sec}, eta {eta}")
+            .expect("valid template"),
     );
-    let mut predicted = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(STEP) {
-        predicted.extend(engine.classify(chunk)?.into_iter().map(|p| p.label));
-        progress.inc(chunk.len() as u64);
-    }
+    // All texts in one call, so batches are built exactly as `evaluate.py` builds
+    // them: INT8 activations are quantized per batch, so batch makeup matters.
+    let predicted: Vec<Emotion> = engine
+        .classify_with(&texts, |done| {
+            progress.inc(done as u64);
+            true
+        })?
+        .expect("never stopped")
+        .into_iter()
+        .map(|p| p.label)
+        .collect();
     progress.finish_and_clear();
 
     let mut matrix = ConfusionMatrix::default();
@@ -73,7 +77,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Reads `text;label` lines; the label is after the last `;`.
 fn read_labelled(path: &PathBuf) -> anyhow::Result<(Vec<String>, Vec<Emotion>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let name = path.display().to_string();
     let (mut texts, mut labels) = (Vec::new(), Vec::new());
     for (i, line) in super::text_lines(std::io::BufReader::new(file), &name).enumerate() {
@@ -100,7 +105,11 @@ fn print_tables(out: &mut impl Write, model: &str, r: &EvalReport) -> std::io::R
     writeln!(out, "accuracy     {:.4}", r.accuracy)?;
     writeln!(out, "macro-F1     {:.4}", r.macro_f1)?;
     writeln!(out, "weighted-F1  {:.4}\n", r.weighted_f1)?;
-    writeln!(out, "{:<10} {:>9} {:>7} {:>7} {:>8}", "label", "precision", "recall", "f1", "support")?;
+    writeln!(
+        out,
+        "{:<10} {:>9} {:>7} {:>7} {:>8}",
+        "label", "precision", "recall", "f1", "support"
+    )?;
     for c in &r.per_class {
         writeln!(
             out,
@@ -112,7 +121,10 @@ fn print_tables(out: &mut impl Write, model: &str, r: &EvalReport) -> std::io::R
             c.support
         )?;
     }
-    writeln!(out, "\nconfusion matrix (rows: true label, columns: predicted)")?;
+    writeln!(
+        out,
+        "\nconfusion matrix (rows: true label, columns: predicted)"
+    )?;
     write!(out, "{:<10}", "")?;
     for e in Emotion::ALL {
         write!(out, " {:>8}", e.as_str())?;

@@ -8,7 +8,10 @@ use std::io::BufRead;
 
 /// Lines of a text input as UTF-8 strings; a line that is not UTF-8 is an error
 /// naming the input and the line number.
-pub fn text_lines<'a>(input: impl BufRead + 'a, name: &'a str) -> impl Iterator<Item = anyhow::Result<String>> + 'a {
+pub fn text_lines<'a>(
+    input: impl BufRead + 'a,
+    name: &'a str,
+) -> impl Iterator<Item = anyhow::Result<String>> + 'a {
     input.split(b'\n').enumerate().map(move |(i, bytes)| {
         let mut bytes = bytes.map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
         if bytes.last() == Some(&b'\r') {

@@ -32,7 +32,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
         let local = listener.local_addr()?;
-        tracing::info!(model = service.model_version(), "listening on http://{local}");
+        tracing::info!(
+            model = service.model_version(),
+            "listening on http://{local}"
+        );
         let state = AppState::new(service, Duration::from_secs(args.request_timeout_secs));
         serve(
             listener,

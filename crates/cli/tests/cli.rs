@@ -1,0 +1,195 @@
+//! The `moodwire` binary, run as a user runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+fn moodwire(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_moodwire"))
+        .args(args)
+        .current_dir(repo(""))
+        .output()
+        .expect("moodwire runs")
+}
+
+fn test_split() -> PathBuf {
+    repo("../shared/data/emotion/test.txt")
+}
+
+/// `moodwire eval` on the test split agrees with the Python `evaluate.py`
+/// numbers recorded with the shipped model (experiment/results/metrics.json and
+/// models/emotion/eval/test_predictions.txt).
+#[test]
+fn eval_matches_the_python_reference_on_the_test_split() {
+    let predictions =
+        std::env::temp_dir().join(format!("moodwire-preds-{}.txt", std::process::id()));
+    let out = moodwire(&[
+        "eval",
+        test_split().to_str().unwrap(),
+        "--json",
+        "--predictions",
+        predictions.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let rust: Vec<String> = std::fs::read_to_string(&predictions)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let python: Vec<String> =
+        std::fs::read_to_string(repo("models/emotion/eval/test_predictions.txt"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+    std::fs::remove_file(&predictions).ok();
+    assert_eq!(rust.len(), 2000);
+    assert_eq!(rust.len(), python.len());
+    let agree = rust.iter().zip(&python).filter(|(a, b)| a == b).count();
+    assert!(
+        agree as f64 / rust.len() as f64 >= 0.999,
+        "argmax agreement {agree}/2000"
+    );
+
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("models/emotion/eval/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let model = report["model"].as_str().unwrap();
+    let python_test = &reference[model]["test"];
+    assert!(
+        python_test.is_object(),
+        "metrics.json has no entry for {model}"
+    );
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy - python_test["accuracy"].as_f64().unwrap()).abs() <= 0.001,
+        "accuracy {accuracy}"
+    );
+    let macro_f1 = report["macro_f1"].as_f64().unwrap();
+    assert!(
+        (macro_f1 - python_test["macro_f1"].as_f64().unwrap()).abs() <= 0.002,
+        "macro-F1 {macro_f1}"
+    );
+}
+
+#[test]
+fn classify_writes_one_json_line_per_input_line() {
+    let input = std::env::temp_dir().join(format!("moodwire-classify-{}.txt", std::process::id()));
+    let long = "so happy ".repeat(1200);
+    std::fs::write(&input, format!("I'm SO happy today!!! 😂\n\n日本語のテキスト\n{long}\nI am terrified of what comes next\n")).unwrap();
+    let out = moodwire(&["classify", input.to_str().unwrap()]);
+    std::fs::remove_file(&input).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        5,
+        "empty, non-Latin and 10,000-character lines are classified too"
+    );
+    assert_eq!(lines[0]["text"], "I'm SO happy today!!! 😂");
+    assert_eq!(lines[0]["label"], "joy");
+    assert_eq!(lines[4]["label"], "fear");
+    for line in &lines {
+        let scores = line["scores"].as_object().unwrap();
+        assert_eq!(scores.len(), 6);
+        let sum: f64 = scores.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4);
+        assert_eq!(line["score"], scores[line["label"].as_str().unwrap()]);
+    }
+}
+
+#[test]
+fn invalid_utf8_is_a_clear_error_with_the_line_number() {
+    let input = std::env::temp_dir().join(format!("moodwire-bad-{}.txt", std::process::id()));
+    std::fs::write(&input, b"fine line\nbad \xff byte\n").unwrap();
+    let out = moodwire(&["classify", input.to_str().unwrap()]);
+    std::fs::remove_file(&input).ok();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2 is not valid UTF-8"), "{stderr}");
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message() {
+    let out = moodwire(&["analyze", "   "]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keyword must not be blank"));
+    let out = moodwire(&["analyze", "AI", "--limit", "5000"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limit must be between 1 and 1000"));
+    let out = moodwire(&["eval", "/nonexistent/file.txt"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/file.txt"));
+}
+
+#[test]
+fn a_missing_model_folder_names_the_problem() {
+    let out = moodwire(&["classify", "--model", "/nonexistent/model"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot open the model folder /nonexistent/model"));
+}
+
+#[test]
+fn a_missing_onnx_runtime_names_the_fix() {
+    let out = Command::new(env!("CARGO_BIN_EXE_moodwire"))
+        .args(["classify"])
+        .current_dir(repo(""))
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("make setup") && stderr.contains("ORT_DYLIB_PATH"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn analyze_prints_the_api_body_and_writes_the_plot() {
+    let plot = std::env::temp_dir().join(format!("moodwire-plot-{}.png", std::process::id()));
+    let out = moodwire(&[
+        "analyze",
+        "climate",
+        "--limit",
+        "40",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["keyword"], "climate");
+    assert_eq!(body["count"], 40);
+    assert_eq!(body["agg"].as_array().unwrap().len(), 6);
+    assert_eq!(body["posts_source"], "sample");
+    let png = std::fs::read(&plot).unwrap();
+    std::fs::remove_file(&plot).ok();
+    assert!(png.starts_with(b"\x89PNG"));
+}

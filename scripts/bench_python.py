@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""The Python baseline for `moodwire bench`: the same INT8 model through Python onnxruntime.
+
+    python scripts/bench_python.py --model-dir models/emotion --corpus ../shared/data/emotion/test.txt
+
+Two loops over the same texts:
+  original    what the original Python service did: mini-batches of 16 in input
+              order, each padded to its longest text
+  bucketed    best-effort Python: texts sorted by length, batches of 32
+Prints JSON rows shaped like `moodwire bench --json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiment"))
+from normalize import normalize  # noqa: E402
+
+
+class Model:
+    def __init__(self, model_dir: Path):
+        config = json.loads((model_dir / "config.json").read_text())
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(int(config["max_length"]))
+        self.session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+
+    def run(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch([normalize(t) for t in texts])
+        longest = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), longest), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+        logits = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        exp = np.exp(logits - logits.max(-1, keepdims=True))
+        return exp / exp.sum(-1, keepdims=True)
+
+    def original(self, texts: list[str]) -> None:
+        for start in range(0, len(texts), 16):
+            self.run(texts[start : start + 16])
+
+    def bucketed(self, texts: list[str]) -> None:
+        lengths = [len(e.ids) for e in self.tokenizer.encode_batch([normalize(t) for t in texts])]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        for start in range(0, len(order), 32):
+            self.run([texts[i] for i in order[start : start + 32]])
+
+
+def row(name: str, seconds: list[float], items_per_op: int, unit: str) -> dict:
+    ms = sorted(s * 1e3 for s in seconds)
+    pick = lambda q: ms[round((len(ms) - 1) * q)]  # noqa: E731
+    return {"name": name, "p50_ms": round(pick(0.5), 3), "p99_ms": round(pick(0.99), 3),
+            "per_second": round(len(ms) * items_per_op / (sum(ms) / 1e3), 3), "unit": unit}
+
+
+def timed(fn, *args) -> float:
+    started = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-dir", type=Path, default=Path("models/emotion"))
+    p.add_argument("--corpus", type=Path, default=Path("../shared/data/emotion/test.txt"))
+    p.add_argument("--single", type=int, default=300)
+    p.add_argument("--repeats", type=int, default=10)
+    args = p.parse_args()
+
+    texts = [line.rsplit(";", 1)[0] for line in args.corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    model = Model(args.model_dir)
+    batch = texts[:250]
+    model.bucketed(batch)  # warm-up
+    rows = [
+        row("python: 1 post", [timed(model.run, [t]) for t in texts[: args.single]], 1, "posts"),
+        row("python: 250 posts, original loop (16, in order)", [timed(model.original, batch) for _ in range(args.repeats)], 250, "posts"),
+        row("python: 250 posts, length-bucketed", [timed(model.bucketed, batch) for _ in range(args.repeats)], 250, "posts"),
+        row("python: whole corpus, original loop", [timed(model.original, texts)], len(texts), "posts"),
+        row("python: whole corpus, length-bucketed", [timed(model.bucketed, texts)], len(texts), "posts"),
+    ]
+    print(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
