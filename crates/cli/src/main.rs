@@ -4,6 +4,8 @@ mod commands;
 mod model_args;
 mod wiring;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -38,6 +40,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "moodwire=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -1,7 +1,8 @@
 //! The `moodwire` binary, run as a user runs it.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -192,4 +193,51 @@ fn analyze_prints_the_api_body_and_writes_the_plot() {
     let png = std::fs::read(&plot).unwrap();
     std::fs::remove_file(&plot).ok();
     assert!(png.starts_with(b"\x89PNG"));
+}
+
+/// SIGTERM stops accepting connections but lets an in-flight request finish.
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_moodwire"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(repo(""))
+        .env("RUST_LOG", "moodwire=info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = log
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split("listening on http://")
+                .nth(1)
+                .map(|a| a.split_whitespace().next().unwrap().to_string())
+        })
+        .expect("the server logs its address");
+    std::thread::spawn(move || log.for_each(drop)); // keep draining the log
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        let request = tokio::spawn(
+            reqwest::Client::new()
+                .post(format!("http://{address}/analyze"))
+                .body(r#"{"keyword": "AI", "limit": 1000, "return_plot": true}"#)
+                .send(),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap();
+        request
+            .await
+            .unwrap()
+            .expect("the in-flight request is answered")
+            .status()
+    });
+    assert_eq!(status, 200);
+    let exit = server.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
 }

@@ -64,10 +64,14 @@ impl TestApp {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with(InferOptions::default()).await
+}
+
+async fn spawn_app_with(options: InferOptions) -> TestApp {
     let dir = ModelDir::open(repo("models/emotion")).expect("the bundled model");
     let engine = Engine::load(&dir, EngineOptions::default()).expect("the model loads");
     let classifier = Arc::new(CountingClassifier {
-        inner: Infer::start(engine, InferOptions::default()).unwrap(),
+        inner: Infer::start(engine, options).unwrap(),
         calls: AtomicUsize::new(0),
     });
     let corpus = Arc::new(SampleCorpus::load(&repo("data/sample")).unwrap());
@@ -193,6 +197,61 @@ async fn one_hundred_concurrent_misses_run_inference_once() {
         assert_eq!(agg.get_or_insert(this.clone()), &this);
     }
     assert_eq!(app.classifier.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn overload_is_answered_503_with_retry_after_at_once() {
+    // A queue of one text: the first miss is admitted, concurrent ones are refused.
+    let app = Arc::new(
+        spawn_app_with(InferOptions {
+            max_queued_texts: 1,
+        })
+        .await,
+    );
+    let keywords = [
+        "AI",
+        "climate",
+        "bitcoin",
+        "elections",
+        "layoffs",
+        "housing",
+    ];
+    let requests = keywords.map(|k| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let r = app
+                .client
+                .post(format!("{}/analyze", app.base))
+                .body(format!(
+                    r#"{{"keyword": "{k}", "limit": 300, "return_plot": false}}"#
+                ))
+                .send()
+                .await
+                .unwrap();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (
+                r.status().as_u16(),
+                retry_after,
+                r.json::<Value>().await.unwrap(),
+            )
+        })
+    });
+    let mut statuses = Vec::new();
+    for r in requests {
+        let (status, retry_after, body) = r.await.unwrap();
+        if status == 503 {
+            assert_eq!(body["error"]["code"], "overloaded");
+            assert_eq!(retry_after.as_deref(), Some("1"));
+        } else {
+            assert_eq!(status, 200, "{body}");
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
 }
 
 #[tokio::test]
