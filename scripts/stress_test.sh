@@ -2,15 +2,18 @@
 # A bounded burst of many concurrent users against a moodwire server on this machine:
 # mixed cache hits (a few hot keywords), misses (fresh limits) and bad requests.
 #   scripts/stress_test.sh [--url http://127.0.0.1:8000] [--duration 20s] [--connections 200] [--threads 2]
-# Reports req/s, p50/p95/p99 and the status mix. Loopback targets only.
+#                          [--mix mixed|hits|hits-plot]
+# mixed: 80 % hits, 15 % misses, 5 % bad requests; hits: one cached keyword, no plot;
+# hits-plot: the same with the chart. Reports req/s, p50/p95/p99 and errors. Loopback only.
 set -euo pipefail
-url=http://127.0.0.1:8000; duration=20s; connections=200; threads=2
+url=http://127.0.0.1:8000; duration=20s; connections=200; threads=2; mix=mixed
 while [ $# -gt 0 ]; do
   case "$1" in
     --url) url=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --mix) mix=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -23,7 +26,8 @@ curl --silent --fail --max-time 5 "$url/healthz" >/dev/null || { echo "no moodwi
 script=$(mktemp --suffix .lua)
 trap 'rm -f "$script"' EXIT
 cat > "$script" <<'LUA'
--- 80 % hits on five hot keywords, 15 % misses (a fresh limit each), 5 % bad requests.
+-- mixed: 80 % hits on five hot keywords, 15 % misses (a fresh limit each), 5 % bad requests.
+local mix = os.getenv("MIX") or "mixed"
 local hot = {"AI", "climate", "bitcoin", "elections", "layoffs"}
 local counter = 0
 local statuses = {}
@@ -31,7 +35,11 @@ request = function()
   counter = counter + 1
   local r = math.random(100)
   local body
-  if r <= 80 then
+  if mix == "hits" then
+    body = '{"keyword":"AI","limit":100,"return_plot":false}'
+  elseif mix == "hits-plot" then
+    body = '{"keyword":"AI","limit":100}'
+  elseif r <= 80 then
     body = string.format('{"keyword":"%s","limit":100}', hot[math.random(#hot)])
   elseif r <= 95 then
     body = string.format('{"keyword":"%s","limit":%d}', hot[math.random(#hot)], math.random(1, 1000))
@@ -57,4 +65,4 @@ LUA
 for k in AI climate bitcoin elections layoffs; do
   curl --silent --max-time 60 -H 'content-type: application/json' -d "{\"keyword\":\"$k\",\"limit\":100}" "$url/analyze" >/dev/null
 done
-wrk --threads "$threads" --connections "$connections" --duration "$duration" --timeout 30s --latency --script "$script" "$url"
+MIX=$mix wrk --threads "$threads" --connections "$connections" --duration "$duration" --timeout 30s --latency --script "$script" "$url"

@@ -26,6 +26,38 @@ pub enum Served {
 }
 
 type Flight = Arc<OnceCell<Result<Arc<Analysis>, AnalyzeError>>>;
+type Flights = Mutex<HashMap<String, Flight>>;
+
+/// A caller's place in a flight. Leaving removes the flight from the table once
+/// it has landed, or when nobody else waits on it (its caller went away), so
+/// abandoned keys never pile up.
+struct FlightTicket<'a> {
+    flights: &'a Flights,
+    key: String,
+    flight: Flight,
+}
+
+impl Drop for FlightTicket<'_> {
+    fn drop(&mut self) {
+        let mut flights = lock(self.flights);
+        let ours = flights
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight));
+        // Joining clones under this lock, so the count cannot grow while we look:
+        // two references are the table's and ours.
+        if ours && (self.flight.initialized() || Arc::strong_count(&self.flight) <= 2) {
+            flights.remove(&self.key);
+        }
+    }
+}
+
+/// The flight table's lock. A panic while holding it cannot leave the map
+/// inconsistent (every operation is a single insert or remove), so poisoning is ignored.
+fn lock(flights: &Flights) -> std::sync::MutexGuard<'_, HashMap<String, Flight>> {
+    flights
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Answers "what are the emotions about this keyword?" with cache-aside and
 /// single-flight: concurrent misses for one key share one fetch and one inference.
@@ -33,7 +65,7 @@ pub struct AnalysisService {
     source: Arc<dyn PostSource>,
     classifier: Arc<dyn Classifier>,
     cache: Arc<dyn ResultCache>,
-    in_flight: Mutex<HashMap<String, Flight>>,
+    in_flight: Flights,
 }
 
 impl AnalysisService {
@@ -63,14 +95,14 @@ impl AnalysisService {
         if let Some(hit) = self.cached(&key).await {
             return Ok((hit, Served::Cache));
         }
-        let flight = self.join_flight(&key);
+        let ticket = self.join_flight(&key);
         // The first caller computes; the others wait on the same cell. If the
         // computing caller goes away, the next waiter takes over.
-        let result = flight
+        let result = ticket
+            .flight
             .get_or_init(|| self.compute_and_cache(&key, keyword, limit))
             .await
             .clone();
-        self.leave_flight(&key, &flight);
         result.map(|analysis| (analysis, Served::Inference))
     }
 
@@ -93,21 +125,12 @@ impl AnalysisService {
         }
     }
 
-    fn join_flight(&self, key: &str) -> Flight {
-        let mut flights = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(flights.entry(key.to_string()).or_default())
-    }
-
-    fn leave_flight(&self, key: &str, flight: &Flight) {
-        let mut flights = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            flights.remove(key);
+    fn join_flight(&self, key: &str) -> FlightTicket<'_> {
+        let mut flights = lock(&self.in_flight);
+        FlightTicket {
+            flights: &self.in_flight,
+            key: key.to_string(),
+            flight: Arc::clone(flights.entry(key.to_string()).or_default()),
         }
     }
 
@@ -140,5 +163,147 @@ impl AnalysisService {
             tracing::warn!(error = %e, "cache write failed; the answer is still served");
         }
         Ok(Arc::new(analysis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::ports::CacheError;
+    use crate::{Emotion, Post, PostsSource, Prediction};
+
+    struct Posts;
+
+    #[async_trait]
+    impl PostSource for Posts {
+        fn kind(&self) -> PostsSource {
+            PostsSource::Sample
+        }
+        async fn search(&self, _: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
+            Ok((0..limit.get().min(3))
+                .map(|i| Post {
+                    id: i.to_string(),
+                    subreddit: "s".into(),
+                    author: "a".into(),
+                    created_utc: 0,
+                    title: format!("post {i}"),
+                    selftext: String::new(),
+                    score: 0,
+                    permalink: String::new(),
+                })
+                .collect())
+        }
+    }
+
+    /// Slow enough that concurrent callers overlap; counts its calls.
+    struct SlowJoy(AtomicUsize);
+
+    #[async_trait]
+    impl Classifier for SlowJoy {
+        fn model_version(&self) -> &str {
+            "test-model"
+        }
+        async fn classify(&self, texts: Vec<String>) -> Result<Vec<Prediction>, ClassifyError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(texts
+                .iter()
+                .map(|_| Prediction::from_probabilities([0.0, 0.9, 0.1, 0.0, 0.0, 0.0]))
+                .collect())
+        }
+    }
+
+    #[derive(Default)]
+    struct MapCache(Mutex<HashMap<String, Analysis>>);
+
+    #[async_trait]
+    impl ResultCache for MapCache {
+        async fn get(&self, key: &str) -> Result<Option<Analysis>, CacheError> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+        async fn put(&self, key: &str, analysis: &Analysis) -> Result<(), CacheError> {
+            self.0.lock().unwrap().insert(key.into(), analysis.clone());
+            Ok(())
+        }
+    }
+
+    struct BrokenCache;
+
+    #[async_trait]
+    impl ResultCache for BrokenCache {
+        async fn get(&self, _: &str) -> Result<Option<Analysis>, CacheError> {
+            Err(CacheError("down".into()))
+        }
+        async fn put(&self, _: &str, _: &Analysis) -> Result<(), CacheError> {
+            Err(CacheError("down".into()))
+        }
+    }
+
+    fn service(cache: Arc<dyn ResultCache>) -> (Arc<AnalysisService>, Arc<SlowJoy>) {
+        let classifier = Arc::new(SlowJoy(AtomicUsize::new(0)));
+        (
+            Arc::new(AnalysisService::new(
+                Arc::new(Posts),
+                classifier.clone(),
+                cache,
+            )),
+            classifier,
+        )
+    }
+
+    fn keyword() -> Keyword {
+        Keyword::parse("AI").unwrap()
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_inference_and_then_hit_the_cache() {
+        let (service, classifier) = service(Arc::new(MapCache::default()));
+        let calls = (0..100).map(|_| {
+            let service = Arc::clone(&service);
+            tokio::spawn(
+                async move { service.analyze(&keyword(), Limit::default()).await.unwrap() },
+            )
+        });
+        for call in calls {
+            // Late starters may already find the answer in the cache.
+            let (analysis, _) = call.await.unwrap();
+            assert_eq!(analysis.agg[0].label, Emotion::Joy);
+        }
+        assert_eq!(classifier.0.load(Ordering::SeqCst), 1);
+        assert!(
+            lock(&service.in_flight).is_empty(),
+            "landed flights leave the table"
+        );
+        let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+        assert_eq!(served, Served::Cache);
+        assert_eq!(classifier.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_flight_leaves_no_trace() {
+        let (service, _) = service(Arc::new(MapCache::default()));
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(20),
+            service.analyze(&keyword(), Limit::default()),
+        )
+        .await;
+        assert!(abandoned.is_err(), "timed out mid-inference");
+        assert!(lock(&service.in_flight).is_empty());
+        assert!(service.analyze(&keyword(), Limit::default()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_broken_cache_only_costs_the_miss_path() {
+        let (service, classifier) = service(Arc::new(BrokenCache));
+        for _ in 0..2 {
+            let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+            assert_eq!(served, Served::Inference);
+        }
+        assert_eq!(classifier.0.load(Ordering::SeqCst), 2);
     }
 }
