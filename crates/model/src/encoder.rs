@@ -64,3 +64,49 @@ impl Encoder {
         Ok(encoding.get_ids().to_vec())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn bundled() -> Encoder {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/emotion");
+        let config = ModelConfig::from_file(&dir.join("config.json")).unwrap();
+        Encoder::from_file(&dir.join("tokenizer.json"), &config).unwrap()
+    }
+
+    const CLS: u32 = 101;
+    const SEP: u32 = 102;
+
+    #[test]
+    fn empty_and_unreadable_scripts_are_just_the_special_tokens() {
+        let e = bundled();
+        assert_eq!(e.encode("").unwrap(), [CLS, SEP]);
+        assert_eq!(e.encode("日本語のテキスト العربية").unwrap(), [CLS, SEP]);
+    }
+
+    #[test]
+    fn huge_text_is_truncated_to_max_length_keeping_the_separator() {
+        let e = bundled();
+        let ids = e.encode(&"word ".repeat(2_000)).unwrap();
+        assert_eq!(ids.len(), 128);
+        assert_eq!((ids[0], ids[127]), (CLS, SEP));
+    }
+
+    #[test]
+    fn emoji_and_case_become_the_words_the_model_knows() {
+        let e = bundled();
+        assert_eq!(
+            e.encode("SO happy 😂").unwrap(),
+            e.encode("so happy laughing").unwrap()
+        );
+        assert_eq!(e.encode("I'm").unwrap(), e.encode("im").unwrap());
+    }
+
+    #[test]
+    fn padding_is_the_vocabulary_pad_token() {
+        assert_eq!(bundled().pad_id(), 0);
+    }
+}

@@ -91,10 +91,6 @@ impl Engine {
         &self.version
     }
 
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        self.encoder.encode(text)
-    }
-
     /// Classifies texts, in order.
     pub fn classify(&mut self, texts: &[impl AsRef<str>]) -> Result<Vec<Prediction>, ModelError> {
         self.classify_with(texts, |_| true)

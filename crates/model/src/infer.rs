@@ -75,11 +75,6 @@ impl Infer {
         })
     }
 
-    /// Texts waiting or in progress.
-    pub fn queued_texts(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
-    }
-
     fn admit(&self, texts: usize) -> Result<QueueTicket, ClassifyError> {
         let before = self.queued.fetch_add(texts, Ordering::AcqRel);
         let ticket = QueueTicket {
