@@ -66,7 +66,7 @@ class OnnxEmotionModel:
         return probabilities
 
 
-def plan_batches(lengths: list[int], max_size: int = 32, max_tokens: int = 4096) -> list[list[int]]:
+def plan_batches(lengths: list[int], max_size: int = 16, max_tokens: int = 2048) -> list[list[int]]:
     """moodwire's batching (crates/model/src/engine.rs), step for step.
 
     Dynamic INT8 quantization computes activation scales per batch, so the same

@@ -14,10 +14,10 @@ pub struct ModelArgs {
     #[arg(long, env = "MOODWIRE_THREADS", default_value_t = 0)]
     pub threads: usize,
     /// Most texts in one inference batch.
-    #[arg(long, env = "MOODWIRE_BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "MOODWIRE_BATCH_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub batch_size: u32,
     /// Most padded tokens in one inference batch (texts x longest text).
-    #[arg(long, env = "MOODWIRE_BATCH_TOKENS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    #[arg(long, env = "MOODWIRE_BATCH_TOKENS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub batch_tokens: u32,
 }
 

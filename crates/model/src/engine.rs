@@ -26,8 +26,10 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             intra_threads: 0,
-            max_batch_size: 32,
-            max_batch_tokens: 4096,
+            // Measured best on 2 cores (see BENCHMARKS.md): small batches of
+            // similar length beat big ones, which pay for more padding.
+            max_batch_size: 16,
+            max_batch_tokens: 2048,
             length_bucketing: true,
         }
     }
