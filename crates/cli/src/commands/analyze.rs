@@ -7,7 +7,7 @@ use base64::Engine as _;
 use moodwire_core::{Keyword, Limit};
 use moodwire_server::{plot, AnalyzeResponse};
 
-use crate::wiring::{PipelineArgs, SourceSpec};
+use crate::wiring::PipelineArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -28,9 +28,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let keyword = Keyword::parse(&args.keyword).context("invalid keyword")?;
     let limit = Limit::parse(args.limit).context("invalid --limit")?;
-    if args.pipeline.source != SourceSpec::Sample {
-        tracing::debug!(source = ?args.pipeline.source, "using a non-default source");
-    }
     let service = args.pipeline.build_service()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let (analysis, served) = runtime.block_on(service.analyze(&keyword, limit))?;
