@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use moodwire_core::ports::{Classifier, PostSource, ResultCache};
+use moodwire_core::ports::{Classifier, PostSource, ResultCache, SourceError};
 use moodwire_core::service::AnalysisService;
 use moodwire_model::{Infer, InferOptions};
-use moodwire_sources::SampleCorpus;
+use moodwire_sources::reddit::Secret;
+use moodwire_sources::{DumpSource, RedditConfig, RedditSource, SampleCorpus};
 use moodwire_storage::MemoryCache;
 
 use crate::model_args::{resolve, ModelArgs};
@@ -44,9 +45,11 @@ impl FromStr for SourceSpec {
 pub struct PipelineArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Where posts come from: `sample` (the bundled corpus), `reddit` or `dump:PATH`.
-    #[arg(long, env = "MOODWIRE_SOURCE", default_value = "sample")]
-    pub source: SourceSpec,
+    /// Where posts come from: `sample` (the bundled corpus), `reddit` or `dump:PATH`
+    /// (a .ndjson/.jsonl/.zst file or a folder of them). Default: `reddit` when
+    /// REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are set, else `sample`.
+    #[arg(long, env = "MOODWIRE_SOURCE")]
+    pub source: Option<SourceSpec>,
     /// Folder of the bundled sample corpus (*.ndjson, Pushshift format).
     #[arg(long, env = "MOODWIRE_SAMPLE_DIR", default_value = "data/sample")]
     pub sample_dir: PathBuf,
@@ -56,11 +59,66 @@ pub struct PipelineArgs {
     /// Most texts waiting for inference; more load is answered 503 at once.
     #[arg(long, env = "MOODWIRE_MAX_QUEUED_TEXTS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_texts: u64,
+    #[command(flatten)]
+    pub reddit: RedditArgs,
+}
+
+/// The Reddit app. The secret is read from `REDDIT_CLIENT_SECRET` only (never a flag,
+/// which would show in `ps`) and never printed.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RedditArgs {
+    /// Reddit app id (https://www.reddit.com/prefs/apps, a "script" or "web" app).
+    #[arg(long = "reddit-client-id", env = "REDDIT_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// `<platform>:<app id>:<version> (by /u/<username>)`, as Reddit requires.
+    #[arg(long = "reddit-user-agent", env = "REDDIT_USER_AGENT")]
+    pub user_agent: Option<String>,
+    /// The OAuth token endpoint.
+    #[arg(long = "reddit-auth-url", env = "REDDIT_AUTH_URL", default_value = RedditConfig::DEFAULT_AUTH_URL)]
+    pub auth_url: String,
+    /// The base of the API (search is `{REDDIT_API_URL}/search`).
+    #[arg(long = "reddit-api-url", env = "REDDIT_API_URL", default_value = RedditConfig::DEFAULT_API_URL)]
+    pub api_url: String,
+    /// Longest one Reddit search (all pages and retries) may take, in seconds.
+    #[arg(long = "reddit-timeout-secs", env = "MOODWIRE_REDDIT_TIMEOUT_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub fetch_timeout_secs: u64,
+}
+
+impl RedditArgs {
+    fn secret() -> Option<Secret> {
+        std::env::var("REDDIT_CLIENT_SECRET").ok().map(Secret::new)
+    }
+
+    fn has_credentials(&self) -> bool {
+        self.client_id.is_some() && Self::secret().is_some()
+    }
+
+    fn config(&self) -> anyhow::Result<RedditConfig> {
+        let mut config = RedditConfig::new(
+            self.client_id.as_deref(),
+            Self::secret(),
+            self.user_agent.as_deref(),
+            &self.auth_url,
+            &self.api_url,
+        )?;
+        config.fetch_timeout = Duration::from_secs(self.fetch_timeout_secs);
+        Ok(config)
+    }
 }
 
 impl PipelineArgs {
-    pub fn build_service(&self) -> anyhow::Result<AnalysisService> {
-        let source = self.post_source()?;
+    /// The source actually used: the one asked for, else Reddit when it is configured.
+    pub fn source(&self) -> SourceSpec {
+        match &self.source {
+            Some(spec) => spec.clone(),
+            None if self.reddit.has_credentials() => SourceSpec::Reddit,
+            None => SourceSpec::Sample,
+        }
+    }
+
+    /// Async because a Reddit source checks its credentials before anything is served.
+    pub async fn build_service(&self) -> anyhow::Result<AnalysisService> {
+        let source = self.post_source().await?;
         let engine = self.model.load_engine()?;
         let classifier: Arc<dyn Classifier> = Arc::new(
             Infer::start(
@@ -78,17 +136,29 @@ impl PipelineArgs {
         Ok(AnalysisService::new(source, classifier, cache))
     }
 
-    fn post_source(&self) -> anyhow::Result<Arc<dyn PostSource>> {
-        match &self.source {
+    async fn post_source(&self) -> anyhow::Result<Arc<dyn PostSource>> {
+        match self.source() {
             SourceSpec::Sample => {
                 let dir = resolve(&self.sample_dir);
                 let corpus = SampleCorpus::load(&dir)?;
                 tracing::info!(posts = corpus.len(), dir = %dir.display(), "sample corpus loaded");
                 Ok(Arc::new(corpus))
             }
-            other => anyhow::bail!(
-                "MOODWIRE_SOURCE={other:?} is not available in this build yet; use `sample` (the bundled corpus)"
-            ),
+            SourceSpec::Dump(path) => {
+                let dump = DumpSource::open(&path)?;
+                tracing::info!(files = dump.files().len(), path = %path.display(), method = "scan", "dump source opened");
+                Ok(Arc::new(dump))
+            }
+            SourceSpec::Reddit => {
+                let reddit = RedditSource::new(self.reddit.config()?)?;
+                match reddit.check_credentials().await {
+                    Ok(()) => tracing::info!("Reddit credentials accepted"),
+                    Err(e @ SourceError::AuthFailed(_)) => return Err(e.into()),
+                    // Reddit may be back by the first request; each request reports its own failure.
+                    Err(e) => tracing::warn!(error = %e, "cannot check the Reddit credentials now"),
+                }
+                Ok(Arc::new(reddit))
+            }
         }
     }
 }

@@ -15,5 +15,5 @@ pub mod service;
 pub use analysis::{aggregate, Analysis, ClassifiedPost, EmotionShare, PostsSource};
 pub use emotion::{Emotion, Prediction};
 pub use error::InputError;
-pub use post::Post;
+pub use post::{is_removed, Post};
 pub use query::{Keyword, Limit};

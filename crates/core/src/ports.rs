@@ -40,6 +40,9 @@ pub enum SourceError {
     Unavailable(String),
     #[error("the post source answered with something unreadable: {0}")]
     BadResponse(String),
+    /// The upstream refused our credentials: a configuration problem, not a transient one.
+    #[error("the post source rejected our credentials: {0}")]
+    AuthFailed(String),
 }
 
 /// Finds recent posts about a keyword.

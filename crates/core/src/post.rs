@@ -19,14 +19,22 @@ pub struct Post {
 
 impl Post {
     /// What the classifier reads: the title, then the body when there is one.
+    /// Comments have no title, only a body.
     pub fn text(&self) -> String {
+        let title = self.title.trim();
         let body = self.selftext.trim();
-        if body.is_empty() || body == "[removed]" || body == "[deleted]" {
-            self.title.clone()
-        } else {
-            format!("{}\n{}", self.title, body)
+        let body = if is_removed(body) { "" } else { body };
+        match (title.is_empty(), body.is_empty()) {
+            (_, true) => title.to_string(),
+            (true, false) => body.to_string(),
+            (false, false) => format!("{title}\n{body}"),
         }
     }
+}
+
+/// Reddit's placeholder for a body that a moderator or its author took away.
+pub fn is_removed(body: &str) -> bool {
+    matches!(body.trim(), "[removed]" | "[deleted]")
 }
 
 #[cfg(test)]
@@ -52,5 +60,6 @@ mod tests {
         assert_eq!(post("Title", "  ").text(), "Title");
         assert_eq!(post("Title", "[removed]").text(), "Title");
         assert_eq!(post("Title", "[deleted]").text(), "Title");
+        assert_eq!(post("", "a comment").text(), "a comment");
     }
 }

@@ -138,6 +138,9 @@ impl ApiError {
                 SourceError::BadResponse(_) => {
                     (StatusCode::BAD_GATEWAY, "upstream_bad_response", None, None)
                 }
+                SourceError::AuthFailed(_) => {
+                    (StatusCode::BAD_GATEWAY, "upstream_auth_failed", None, None)
+                }
             },
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
         }

@@ -1,15 +1,18 @@
-//! One line of a Pushshift / Arctic-Shift submission dump (NDJSON).
+//! One Reddit item in the Pushshift / Arctic-Shift dump shape (NDJSON lines), which is
+//! also the shape of a `t3` child in a Reddit API listing.
 
 use serde::Deserialize;
 
-use moodwire_core::Post;
+use moodwire_core::{is_removed, Post};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct LineError(String);
 
+/// A submission (`title` + `selftext`) or a comment (`body`), fields as the dumps
+/// and the API write them.
 #[derive(Deserialize)]
-struct RawPost {
+struct RawItem {
     id: String,
     #[serde(default)]
     subreddit: Option<String>,
@@ -20,6 +23,9 @@ struct RawPost {
     title: Option<String>,
     #[serde(default)]
     selftext: Option<String>,
+    /// Comments carry their text here.
+    #[serde(default)]
+    body: Option<String>,
     #[serde(default)]
     score: Option<serde_json::Value>,
     #[serde(default)]
@@ -29,23 +35,46 @@ struct RawPost {
 /// Parses one dump line. Real dumps write `created_utc` and `score` as numbers
 /// or strings, and leave out fields; both are accepted.
 pub fn parse_post_line(line: &str) -> Result<Post, LineError> {
-    let raw: RawPost = serde_json::from_str(line).map_err(|e| LineError(e.to_string()))?;
-    let created_utc = as_integer(&raw.created_utc)
-        .ok_or_else(|| LineError("created_utc is not a timestamp".into()))?;
-    let title = raw.title.unwrap_or_default();
-    if raw.id.trim().is_empty() {
-        return Err(LineError("id is empty".into()));
+    let raw: RawItem = serde_json::from_str(line).map_err(|e| LineError(e.to_string()))?;
+    raw.into_post()
+}
+
+/// The same as [`parse_post_line`] for an item already parsed as JSON.
+pub fn parse_post_value(value: serde_json::Value) -> Result<Post, LineError> {
+    let raw: RawItem = serde_json::from_value(value).map_err(|e| LineError(e.to_string()))?;
+    raw.into_post()
+}
+
+impl RawItem {
+    fn into_post(self) -> Result<Post, LineError> {
+        let created_utc = as_integer(&self.created_utc)
+            .ok_or_else(|| LineError("created_utc is not a timestamp".into()))?;
+        if self.id.trim().is_empty() {
+            return Err(LineError("id is empty".into()));
+        }
+        // A removed body says nothing about the author's mood; the title still does.
+        let body = self
+            .selftext
+            .or(self.body)
+            .filter(|b| !is_removed(b))
+            .unwrap_or_default();
+        let title = self.title.unwrap_or_default();
+        if title.trim().is_empty() && body.trim().is_empty() {
+            return Err(LineError(
+                "no text: title and body are empty or removed".into(),
+            ));
+        }
+        Ok(Post {
+            id: self.id,
+            subreddit: self.subreddit.unwrap_or_default(),
+            author: self.author.unwrap_or_else(|| "[deleted]".into()),
+            created_utc,
+            title,
+            selftext: body,
+            score: self.score.as_ref().and_then(as_integer).unwrap_or(0),
+            permalink: self.permalink.unwrap_or_default(),
+        })
     }
-    Ok(Post {
-        id: raw.id,
-        subreddit: raw.subreddit.unwrap_or_default(),
-        author: raw.author.unwrap_or_else(|| "[deleted]".into()),
-        created_utc,
-        title,
-        selftext: raw.selftext.unwrap_or_default(),
-        score: raw.score.as_ref().and_then(as_integer).unwrap_or(0),
-        permalink: raw.permalink.unwrap_or_default(),
-    })
 }
 
 fn as_integer(v: &serde_json::Value) -> Option<i64> {
@@ -76,14 +105,34 @@ mod tests {
     }
 
     #[test]
+    fn comments_carry_their_text_in_body() {
+        let p = parse_post_line(
+            r#"{"id":"c1","created_utc":1700000000,"body":"so happy for them","link_id":"t3_x"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.text(), "so happy for them");
+    }
+
+    #[test]
+    fn removed_bodies_are_dropped_but_the_title_is_kept() {
+        let p = parse_post_line(
+            r#"{"id":"r1","created_utc":1,"title":"Still here","selftext":"[removed]"}"#,
+        )
+        .unwrap();
+        assert_eq!((p.title.as_str(), p.selftext.as_str()), ("Still here", ""));
+        assert!(parse_post_line(r#"{"id":"c2","created_utc":1,"body":"[deleted]"}"#).is_err());
+    }
+
+    #[test]
     fn rejects_broken_lines() {
         for bad in [
             "",
             "{",
             "[]",
             r#"{"id":"x"}"#,
-            r#"{"id":"","created_utc":1}"#,
-            r#"{"id":"x","created_utc":"soon"}"#,
+            r#"{"id":"","created_utc":1,"title":"t"}"#,
+            r#"{"id":"x","created_utc":"soon","title":"t"}"#,
+            r#"{"id":"x","created_utc":1}"#,
         ] {
             assert!(parse_post_line(bad).is_err(), "accepted {bad:?}");
         }

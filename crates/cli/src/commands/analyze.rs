@@ -28,9 +28,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let keyword = Keyword::parse(&args.keyword).context("invalid keyword")?;
     let limit = Limit::parse(args.limit).context("invalid --limit")?;
-    let service = args.pipeline.build_service()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let (analysis, served) = runtime.block_on(service.analyze(&keyword, limit))?;
+    let (analysis, served) = runtime.block_on(async {
+        let service = args.pipeline.build_service().await?;
+        anyhow::Ok(service.analyze(&keyword, limit).await?)
+    })?;
     let png = plot::render_png(&analysis)?;
     if let Some(path) = &args.plot {
         std::fs::write(path, &png).with_context(|| format!("cannot write {}", path.display()))?;

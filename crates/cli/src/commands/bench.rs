@@ -87,10 +87,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rows.push(whole_corpus(&mut engine, &texts)?);
     drop(engine);
 
-    let service = Arc::new(args.pipeline.build_service()?);
     let keyword = Keyword::parse(&args.keyword)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    rows.extend(runtime.block_on(end_to_end(service, &keyword, args.repeats, args.hits))?);
+    rows.extend(runtime.block_on(async {
+        let service = Arc::new(args.pipeline.build_service().await?);
+        end_to_end(service, &keyword, args.repeats, args.hits).await
+    })?);
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

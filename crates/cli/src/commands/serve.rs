@@ -23,11 +23,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    // No secrets in this configuration yet; credentials will be redacted here when they arrive.
-    tracing::info!(config = ?args, "starting moodwire serve");
-    let service = Arc::new(args.pipeline.build_service()?);
+    // Secrets are not part of `args` (see RedditArgs), so the whole configuration can print.
+    tracing::info!(config = ?args, source = ?args.pipeline.source(), "starting moodwire serve");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let service = Arc::new(args.pipeline.build_service().await?);
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;

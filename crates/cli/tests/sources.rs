@@ -1,0 +1,225 @@
+//! `moodwire` with its real post sources: Reddit (a real HTTP server on loopback that
+//! speaks Reddit's endpoints) and dump files.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const USER_AGENT: &str = "linux:moodwire-tests:0.1.0 (by /u/moodwire)";
+const SECRET: &str = "s3cr3t-never-logged";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn moodwire(args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_moodwire"));
+    command
+        .args(args)
+        .current_dir(repo())
+        .env_remove("MOODWIRE_SOURCE")
+        .env_remove("REDDIT_CLIENT_ID")
+        .env_remove("REDDIT_CLIENT_SECRET")
+        .env("RUST_LOG", "moodwire=debug,info")
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+}
+
+async fn run(command: Command) -> Output {
+    let mut command = command;
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn reddit_env(server: &MockServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("REDDIT_CLIENT_ID", "test-app".into()),
+        ("REDDIT_CLIENT_SECRET", SECRET.into()),
+        ("REDDIT_USER_AGENT", USER_AGENT.into()),
+        (
+            "REDDIT_AUTH_URL",
+            format!("{}/api/v1/access_token", server.uri()),
+        ),
+        ("REDDIT_API_URL", server.uri()),
+    ]
+}
+
+async fn mount_token(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/api/v1/access_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "tok", "token_type": "bearer", "expires_in": 86400, "scope": "*"
+        })))
+        .mount(server)
+        .await;
+}
+
+fn reddit_posts(n: usize) -> Value {
+    let children: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"kind": "t3", "data": {
+                "id": format!("r{i}"), "subreddit": "news", "author": "someone",
+                "created_utc": 1_700_000_000 - i as i64,
+                "title": if i % 2 == 0 { "I am so happy about the new AI tools!" } else { "AI layoffs make me furious and scared" },
+                "selftext": "", "score": 3, "permalink": format!("/r/news/comments/r{i}/x/")
+            }})
+        })
+        .collect();
+    json!({"kind": "Listing", "data": {"after": null, "children": children}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analyze_reads_reddit_when_credentials_are_set() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reddit_posts(12)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let out = run(moodwire(
+        &["analyze", "AI", "--limit", "50"],
+        &reddit_env(&server),
+    ))
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(SECRET), "the secret was logged: {stderr}");
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["posts_source"], "reddit");
+    assert_eq!(body["count"], 12);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_reddit_credentials_stop_the_start_naming_the_variables() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/access_token"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "Unauthorized", "error": 401})),
+        )
+        .mount(&server)
+        .await;
+    let out = run(moodwire(&["analyze", "AI"], &reddit_env(&server))).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(SECRET));
+
+    let mut env = reddit_env(&server);
+    env.retain(|(k, _)| *k != "REDDIT_USER_AGENT");
+    env.push(("REDDIT_USER_AGENT", "curl/8.0".into()));
+    let out = run(moodwire(&["analyze", "AI"], &env)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("REDDIT_USER_AGENT") && stderr.contains("(by /u/"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_reddit_is_a_503_with_retry_after() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/search"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", "42"),
+        )
+        .mount(&server)
+        .await;
+    let (mut child, address) = spawn_server(&reddit_env(&server));
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}/analyze"))
+        .json(&json!({"keyword": "AI", "limit": 10}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(status, 503);
+    assert!((30..=42).contains(&retry_after), "{retry_after}");
+    assert_eq!(body["error"]["code"], "upstream_rate_limited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analyze_reads_a_zstd_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for i in 0..30 {
+        lines += &json!({"id": format!("d{i}"), "created_utc": 1_600_000_000 + i, "title": "Bitcoin crashed again, I am terrified", "selftext": "", "subreddit": "btc", "author": "x"}).to_string();
+        lines += "\n";
+    }
+    lines += "this line is corrupt\n";
+    let dump = dir.path().join("RS_2021-01.zst");
+    std::fs::write(&dump, zstd_compress(lines.as_bytes())).unwrap();
+    let source = format!("dump:{}", dump.display());
+    let out = run(moodwire(
+        &["analyze", "bitcoin", "--limit", "25", "--source", &source],
+        &[],
+    ))
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["posts_source"], "dump");
+    assert_eq!(body["count"], 25);
+    assert!(stderr.contains("bad_lines=1"), "{stderr}");
+
+    let out = run(moodwire(
+        &["analyze", "bitcoin", "--source", "dump:/no/such/dump.zst"],
+        &[],
+    ))
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("/no/such/dump.zst"), "{stderr}");
+}
+
+fn zstd_compress(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    // Pushshift's dumps use long windows; the reader must accept them.
+    encoder.window_log(28).unwrap();
+    std::io::Write::write_all(&mut encoder, bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn spawn_server(env: &[(&str, String)]) -> (Child, String) {
+    let mut command = moodwire(&["serve", "--addr", "127.0.0.1:0"], env);
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = log
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split("listening on http://")
+                .nth(1)
+                .map(|a| a.split_whitespace().next().unwrap().to_string())
+        })
+        .expect("the server logs its address");
+    std::thread::spawn(move || log.for_each(drop));
+    (child, address)
+}

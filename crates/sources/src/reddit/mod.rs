@@ -1,0 +1,326 @@
+//! The Reddit API as a [`PostSource`]: OAuth2 application-only, `/search` sorted by
+//! new, pages of 100 followed by their `after` cursor, one shared rate budget.
+
+mod auth;
+mod config;
+mod rate_limit;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+
+use moodwire_core::ports::{PostSource, SourceError};
+use moodwire_core::{Keyword, Limit, Post, PostsSource};
+
+pub use config::{ConfigError, RedditConfig, Secret, UserAgent};
+
+use crate::parse_post_value;
+use auth::TokenCache;
+use rate_limit::{Exhausted, RateBudget};
+
+/// The most items Reddit returns per page.
+const PAGE_SIZE: usize = 100;
+
+pub struct RedditSource {
+    config: RedditConfig,
+    http: reqwest::Client,
+    tokens: TokenCache,
+    budget: RateBudget,
+    search_url: Url,
+}
+
+/// One page of search results.
+#[derive(Deserialize)]
+struct Listing {
+    data: ListingData,
+}
+
+#[derive(Deserialize)]
+struct ListingData {
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    children: Vec<Thing>,
+}
+
+#[derive(Deserialize)]
+struct Thing {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+/// What went wrong with one attempt at a page, and whether trying again may help.
+enum Attempt {
+    Retry(String),
+    TokenRejected,
+    Fail(SourceError),
+}
+
+impl RedditSource {
+    pub fn new(config: RedditConfig) -> Result<Self, SourceError> {
+        let http = reqwest::Client::builder()
+            .user_agent(config.user_agent.as_str())
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| SourceError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        let mut search_url = config.api_url.clone();
+        search_url
+            .path_segments_mut()
+            .map_err(|()| SourceError::Unavailable("REDDIT_API_URL cannot be a base URL".into()))?
+            .pop_if_empty()
+            .push("search");
+        Ok(RedditSource {
+            config,
+            http,
+            tokens: TokenCache::new(),
+            budget: RateBudget::default(),
+            search_url,
+        })
+    }
+
+    /// Fetches a token now, so bad credentials are reported at start, not on the first request.
+    pub async fn check_credentials(&self) -> Result<(), SourceError> {
+        self.tokens
+            .get(&self.http, &self.config, None)
+            .await
+            .map(drop)
+    }
+
+    async fn fetch(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
+        let wanted = limit.get();
+        let mut posts = Vec::with_capacity(wanted);
+        let mut seen = HashSet::new();
+        let mut unreadable = 0usize;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.page(keyword, after.as_deref()).await?;
+            let page_len = page.children.len();
+            for thing in page.children {
+                if thing.kind != "t3" {
+                    continue;
+                }
+                match parse_post_value(thing.data) {
+                    Ok(post) => {
+                        if seen.insert(post.id.clone()) {
+                            posts.push(post);
+                        }
+                    }
+                    Err(_) => unreadable += 1,
+                }
+            }
+            after = page.after.filter(|a| !a.is_empty());
+            if posts.len() >= wanted || after.is_none() || page_len == 0 {
+                break;
+            }
+        }
+        if unreadable > 0 {
+            tracing::warn!(
+                unreadable,
+                "skipped Reddit items without an id, a timestamp or any text"
+            );
+            metrics::counter!("moodwire_reddit_items_skipped_total").increment(unreadable as u64);
+        }
+        posts.truncate(wanted);
+        posts.sort_by_key(|p| std::cmp::Reverse(p.created_utc));
+        Ok(posts)
+    }
+
+    /// One page, with a token refresh on 401 and bounded, jittered retries on 5xx and timeouts.
+    async fn page(
+        &self,
+        keyword: &Keyword,
+        after: Option<&str>,
+    ) -> Result<ListingData, SourceError> {
+        let mut retries = 0;
+        let mut rejected_token = None;
+        loop {
+            let token = self
+                .tokens
+                .get(&self.http, &self.config, rejected_token.as_ref())
+                .await?;
+            self.budget.acquire().map_err(|Exhausted(wait)| {
+                metrics::counter!("moodwire_reddit_requests_total", "outcome" => "budget_spent")
+                    .increment(1);
+                SourceError::RateLimited {
+                    retry_after: Some(wait),
+                }
+            })?;
+            match self.attempt(&token, keyword, after).await {
+                Ok(page) => return Ok(page),
+                Err(Attempt::TokenRejected) if rejected_token.is_none() => {
+                    rejected_token = Some(token);
+                }
+                Err(Attempt::TokenRejected) => {
+                    return Err(SourceError::AuthFailed(
+                        "Reddit rejected a fresh token: check the app's REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET".into(),
+                    ))
+                }
+                Err(Attempt::Retry(why)) if retries < self.config.max_retries => {
+                    retries += 1;
+                    let wait = backoff(self.config.retry_base_delay, retries);
+                    tracing::warn!(%why, retry = retries, ?wait, "Reddit search failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(Attempt::Retry(why)) => {
+                    return Err(SourceError::Unavailable(format!(
+                        "Reddit search failed {} times; last: {why}",
+                        retries + 1
+                    )))
+                }
+                Err(Attempt::Fail(error)) => return Err(error),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        token: &Secret,
+        keyword: &Keyword,
+        after: Option<&str>,
+    ) -> Result<ListingData, Attempt> {
+        let page_size = PAGE_SIZE.to_string();
+        let mut query = vec![
+            ("q", keyword.as_str()),
+            ("sort", "new"),
+            ("limit", page_size.as_str()),
+            ("type", "link"),
+            ("restrict_sr", "false"),
+            ("raw_json", "1"),
+        ];
+        if let Some(after) = after {
+            query.push(("after", after));
+        }
+        let sent = self
+            .http
+            .get(self.search_url.clone())
+            .query(&query)
+            .bearer_auth(token.expose())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                count("network_error");
+                return Err(Attempt::Retry(format!("request failed: {e}")));
+            }
+        };
+        self.budget.observe(response.headers());
+        let status = response.status();
+        match status {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED => {
+                count("unauthorized");
+                return Err(Attempt::TokenRejected);
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                count("rate_limited");
+                let wait = retry_after(response.headers()).unwrap_or(rate_limit::WINDOW);
+                self.budget.exhaust_for(wait);
+                return Err(Attempt::Fail(SourceError::RateLimited {
+                    retry_after: Some(wait),
+                }));
+            }
+            s if s.is_server_error() => {
+                count("server_error");
+                return Err(Attempt::Retry(format!("Reddit answered {s}")));
+            }
+            s => {
+                count("unexpected_status");
+                return Err(Attempt::Fail(SourceError::BadResponse(format!(
+                    "Reddit search answered {s}"
+                ))));
+            }
+        }
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) => {
+                count("network_error");
+                return Err(Attempt::Retry(format!("the response broke off: {e}")));
+            }
+        };
+        count("ok");
+        serde_json::from_slice::<Listing>(&body)
+            .map(|listing| listing.data)
+            .map_err(|e| {
+                Attempt::Fail(SourceError::BadResponse(format!(
+                    "Reddit search returned no readable listing: {e}"
+                )))
+            })
+    }
+}
+
+#[async_trait]
+impl PostSource for RedditSource {
+    fn kind(&self) -> PostsSource {
+        PostsSource::Reddit
+    }
+
+    async fn search(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
+        let deadline = self.config.fetch_timeout;
+        tokio::time::timeout(deadline, self.fetch(keyword, limit))
+            .await
+            .unwrap_or_else(|_| {
+                Err(SourceError::Unavailable(format!(
+                    "Reddit did not answer within {deadline:?}"
+                )))
+            })
+    }
+}
+
+fn count(outcome: &'static str) {
+    metrics::counter!("moodwire_reddit_requests_total", "outcome" => outcome).increment(1);
+}
+
+/// How long a 429 asks us to wait: `Retry-After`, else `X-Ratelimit-Reset`.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    ["retry-after", "x-ratelimit-reset"]
+        .iter()
+        .find_map(|name| {
+            headers
+                .get(*name)?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.clamp(1.0, 3600.0)))
+        })
+}
+
+/// Exponential backoff with jitter in [50 %, 100 %], so retrying replicas spread out.
+fn backoff(base: Duration, retry: u32) -> Duration {
+    let full = base.saturating_mul(1 << retry.saturating_sub(1).min(10));
+    full.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter() {
+        let base = Duration::from_millis(100);
+        for retry in 1..=4 {
+            let full = base * (1 << (retry - 1));
+            let wait = backoff(base, retry);
+            assert!(wait >= full / 2 && wait <= full, "retry {retry}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_prefers_the_standard_header() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-ratelimit-reset", "30".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(30)));
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&Default::default()), None);
+    }
+}
