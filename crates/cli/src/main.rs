@@ -31,6 +31,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Measure classifier throughput and latency on a fixed corpus.
     Bench(commands::bench::Args),
+    /// Build the full-text index of a Pushshift / Arctic-Shift dump (for `--source dump:PATH`).
+    Index(commands::index::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Command::Classify(args) => commands::classify::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Index(args) => commands::index::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -145,8 +145,8 @@ impl PipelineArgs {
                 Ok(Arc::new(corpus))
             }
             SourceSpec::Dump(path) => {
-                let dump = DumpSource::open(&path)?;
-                tracing::info!(files = dump.files().len(), path = %path.display(), method = "scan", "dump source opened");
+                let dump = DumpSource::open(&path).await?;
+                tracing::info!(files = dump.files().paths().len(), path = %path.display(), method = dump.method(), "dump source opened");
                 Ok(Arc::new(dump))
             }
             SourceSpec::Reddit => {

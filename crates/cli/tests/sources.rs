@@ -188,6 +188,40 @@ async fn analyze_reads_a_zstd_dump() {
     assert_eq!(body["posts_source"], "dump");
     assert_eq!(body["count"], 25);
     assert!(stderr.contains("bad_lines=1"), "{stderr}");
+    let searched = |stderr: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains("dump searched"))
+            .map(String::from)
+            .unwrap_or_default()
+    };
+    assert!(searched(&stderr).contains("scan"), "{stderr}");
+
+    // `moodwire index` builds the full-text index; the same query then uses it.
+    let out = run(moodwire(&["index", dump.to_str().unwrap()], &[])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("indexed 30 posts from 31 lines"),
+        "{summary}"
+    );
+    let out = run(moodwire(
+        &["analyze", "bitcoin", "--limit", "25", "--source", &source],
+        &[],
+    ))
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(searched(&stderr).contains("index"), "{stderr}");
+    let indexed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        indexed["agg"], body["agg"],
+        "the index finds the same posts as the scan"
+    );
 
     let out = run(moodwire(
         &["analyze", "bitcoin", "--source", "dump:/no/such/dump.zst"],

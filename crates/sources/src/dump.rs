@@ -1,5 +1,6 @@
 //! Pushshift / Arctic-Shift dumps as a [`PostSource`]: `.ndjson`, `.jsonl` and `.zst`
-//! files (or folders of them), submissions and comments, scanned as a stream per query.
+//! files (or folders of them), submissions and comments. A query uses the dump's
+//! full-text index when `moodwire index` built a fresh one, else streams the files once.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use moodwire_core::ports::{PostSource, SourceError};
 use moodwire_core::{Keyword, Limit, Post, PostsSource};
 
+use crate::dump_index::DumpIndex;
 use crate::{parse_post_line, SearchText};
 
 /// Lines longer than this are not posts; they are skipped (and counted) without
@@ -29,12 +31,69 @@ pub enum DumpError {
     },
     #[error("{0} holds no dump files (.ndjson, .jsonl or .zst)")]
     NoFiles(PathBuf),
+    #[error("the dump index {path}: {source}")]
+    Index {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
 }
 
 /// The files of a dump, checked readable at start.
 #[derive(Debug, Clone)]
-pub struct DumpSource {
+pub struct DumpFiles {
+    /// What the user named: a file or a folder.
+    root: PathBuf,
     files: Vec<PathBuf>,
+}
+
+/// A dump as a post source: its files, and their index when a fresh one exists.
+pub struct DumpSource {
+    files: DumpFiles,
+    index: Option<DumpIndex>,
+}
+
+impl DumpSource {
+    /// Opens the dump at `path` and its index, when `moodwire index` built one that
+    /// still matches the files (a stale index is ignored, with a warning).
+    pub async fn open(path: &Path) -> Result<Self, DumpError> {
+        let files = DumpFiles::open(path)?;
+        let index = DumpIndex::open_if_fresh(&files).await?;
+        Ok(DumpSource { files, index })
+    }
+
+    pub fn files(&self) -> &DumpFiles {
+        &self.files
+    }
+
+    /// How a query is answered: `"index"` or `"scan"`.
+    pub fn method(&self) -> &'static str {
+        if self.index.is_some() {
+            "index"
+        } else {
+            "scan"
+        }
+    }
+
+    async fn scan(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
+        let files = self.files.clone();
+        let keyword = keyword.clone();
+        let report = tokio::task::spawn_blocking(move || files.scan(&keyword, limit))
+            .await
+            .map_err(|e| SourceError::Unavailable(format!("the dump scan stopped: {e}")))?
+            .map_err(|e| SourceError::Unavailable(e.to_string()))?;
+        if report.bad_lines > 0 || report.broken_files > 0 {
+            tracing::warn!(
+                bad_lines = report.bad_lines,
+                broken_files = report.broken_files,
+                lines = report.lines,
+                "skipped unreadable dump lines"
+            );
+        }
+        metrics::counter!("moodwire_dump_lines_scanned_total").increment(report.lines);
+        metrics::counter!("moodwire_dump_bad_lines_total").increment(report.bad_lines);
+        Ok(report.posts)
+    }
 }
 
 /// What one scan found.
@@ -49,7 +108,7 @@ pub struct ScanReport {
     pub broken_files: u64,
 }
 
-impl DumpSource {
+impl DumpFiles {
     /// A dump file, or a folder whose dump files (not recursive) are used in name order.
     pub fn open(path: &Path) -> Result<Self, DumpError> {
         let unreadable = |source| DumpError::Unreadable {
@@ -76,18 +135,44 @@ impl DumpSource {
                 source,
             })?;
         }
-        Ok(DumpSource { files })
+        Ok(DumpFiles {
+            root: path.to_path_buf(),
+            files,
+        })
     }
 
-    pub fn files(&self) -> &[PathBuf] {
+    pub fn paths(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// Where `moodwire index` keeps this dump's index: beside the file, or in the folder.
+    pub fn index_path(&self) -> PathBuf {
+        if self.root.is_dir() {
+            self.root.join(".moodwire-index.sqlite")
+        } else {
+            let mut name = self.root.as_os_str().to_owned();
+            name.push(".moodwire-index.sqlite");
+            PathBuf::from(name)
+        }
     }
 
     /// Streams every file once, keeping the newest `limit` posts that mention `keyword`.
     pub fn scan(&self, keyword: &Keyword, limit: Limit) -> Result<ScanReport, DumpError> {
         let needle = keyword.normalized();
-        let mut report = ScanReport::default();
         let mut newest = Newest::new(limit.get());
+        let mut report = self.for_each_post(|post| {
+            if SearchText::new(&post.title, &post.selftext).contains_word(&needle) {
+                newest.offer(post);
+            }
+        })?;
+        report.posts = newest.into_sorted();
+        Ok(report)
+    }
+
+    /// Streams every readable post of every file to `each`; unreadable lines are
+    /// counted in the report (whose `posts` stay empty).
+    pub fn for_each_post(&self, mut each: impl FnMut(Post)) -> Result<ScanReport, DumpError> {
+        let mut report = ScanReport::default();
         for path in &self.files {
             let mut lines = open_lines(path)?;
             loop {
@@ -98,13 +183,7 @@ impl DumpSource {
                             continue;
                         }
                         match parse_post_line(line) {
-                            Ok(post) => {
-                                if SearchText::new(&post.title, &post.selftext)
-                                    .contains_word(&needle)
-                                {
-                                    newest.offer(post);
-                                }
-                            }
+                            Ok(post) => each(post),
                             Err(_) => report.bad_lines += 1,
                         }
                     }
@@ -127,7 +206,6 @@ impl DumpSource {
                 }
             }
         }
-        report.posts = newest.into_sorted();
         Ok(report)
     }
 }
@@ -255,28 +333,22 @@ impl PostSource for DumpSource {
     }
 
     async fn search(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
-        let dump = self.clone();
-        let keyword = keyword.clone();
-        let report = tokio::task::spawn_blocking(move || dump.scan(&keyword, limit))
-            .await
-            .map_err(|e| SourceError::Unavailable(format!("the dump scan stopped: {e}")))?
-            .map_err(|e| SourceError::Unavailable(e.to_string()))?;
-        if report.bad_lines > 0 || report.broken_files > 0 {
-            tracing::warn!(
-                bad_lines = report.bad_lines,
-                broken_files = report.broken_files,
-                lines = report.lines,
-                "skipped unreadable dump lines"
-            );
-        }
-        metrics::counter!("moodwire_dump_lines_scanned_total").increment(report.lines);
-        metrics::counter!("moodwire_dump_bad_lines_total").increment(report.bad_lines);
-        tracing::debug!(
-            method = "scan",
-            matched = report.posts.len(),
+        let started = std::time::Instant::now();
+        let (method, posts) = match &self.index {
+            Some(index) => match index.search(keyword, limit).await {
+                Some(found) => ("index", found?),
+                // Keywords without letters or digits have no full-text form.
+                None => ("scan", self.scan(keyword, limit).await?),
+            },
+            None => ("scan", self.scan(keyword, limit).await?),
+        };
+        tracing::info!(
+            method,
+            matched = posts.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "dump searched"
         );
-        Ok(report.posts)
+        Ok(posts)
     }
 }
 
@@ -296,7 +368,7 @@ mod tests {
         report.posts.iter().map(|p| p.id.as_str()).collect()
     }
 
-    fn scan(source: &DumpSource, keyword: &str, limit: i64) -> ScanReport {
+    fn scan(source: &DumpFiles, keyword: &str, limit: i64) -> ScanReport {
         source
             .scan(
                 &Keyword::parse(keyword).unwrap(),
@@ -324,7 +396,7 @@ mod tests {
         bytes.extend_from_slice(b"\xff\xfe broken utf8\n");
         std::fs::write(&path, bytes).unwrap();
 
-        let source = DumpSource::open(&path).unwrap();
+        let source = DumpFiles::open(&path).unwrap();
         let report = scan(&source, "BITCOIN", 3);
         assert_eq!(ids(&report), ["p2", "c1", "p4"]);
         assert_eq!(report.bad_lines, 2);
@@ -346,8 +418,8 @@ mod tests {
         std::fs::write(dir.path().join("RS_2024-02.zst"), encoder.finish().unwrap()).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
 
-        let source = DumpSource::open(dir.path()).unwrap();
-        assert_eq!(source.files().len(), 2);
+        let source = DumpFiles::open(dir.path()).unwrap();
+        assert_eq!(source.paths().len(), 2);
         let report = scan(&source, "climate", 10);
         assert_eq!(ids(&report), ["b", "a"]);
         assert_eq!(report.bad_lines, 0);
@@ -365,7 +437,7 @@ mod tests {
         let compressed = zstd::stream::encode_all(text.as_bytes(), 3).unwrap();
         let path = dir.path().join("cut.zst");
         std::fs::write(&path, &compressed[..compressed.len() / 2]).unwrap();
-        let report = scan(&DumpSource::open(&path).unwrap(), "election", 1000);
+        let report = scan(&DumpFiles::open(&path).unwrap(), "election", 1000);
         assert_eq!(report.broken_files, 1);
         assert!(
             report.lines > 0 && report.lines < 20_000,
@@ -383,7 +455,7 @@ mod tests {
             "x".repeat(MAX_LINE_BYTES + 10)
         );
         std::fs::write(&path, format!("{huge}\n{}\n", line("ok", 2, "AI"))).unwrap();
-        let report = scan(&DumpSource::open(&path).unwrap(), "ai", 10);
+        let report = scan(&DumpFiles::open(&path).unwrap(), "ai", 10);
         assert_eq!(ids(&report), ["ok"]);
         assert_eq!(report.bad_lines, 1);
     }
@@ -392,11 +464,11 @@ mod tests {
     fn unreadable_paths_fail_at_open() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
-            DumpSource::open(&dir.path().join("missing.zst")),
+            DumpFiles::open(&dir.path().join("missing.zst")),
             Err(DumpError::Unreadable { .. })
         ));
         assert!(matches!(
-            DumpSource::open(dir.path()),
+            DumpFiles::open(dir.path()),
             Err(DumpError::NoFiles(_))
         ));
     }

@@ -2,6 +2,7 @@ pub mod analyze;
 pub mod bench;
 pub mod classify;
 pub mod eval;
+pub mod index;
 pub mod serve;
 
 use std::io::BufRead;
