@@ -3,7 +3,7 @@ CARGO ?= cargo
 ORT_LIB := .ort/libonnxruntime.so.1.32.0
 BIN := target/release/moodwire
 
-.PHONY: setup build run test lint bench clean-ort
+.PHONY: setup build run test lint bench services clean-ort
 
 setup: $(ORT_LIB)
 
@@ -17,11 +17,16 @@ build: setup
 run: build
 	$(BIN) serve
 
-## The whole suite: formatting, lints, unit and integration tests.
-test: setup
+## The whole suite: formatting, lints, unit and integration tests against real
+## local services (PostgreSQL, Redis, a Kafka-wire broker; see scripts/services.sh).
+test: setup services
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
-	$(CARGO) test --release --locked --workspace
+	set -a && . .services/env && set +a && $(CARGO) test --release --locked --workspace
+
+## Install (when missing) and start the local services the tests use.
+services:
+	scripts/services.sh up
 
 ## Classifier benchmarks, Rust and the Python baseline side by side (see BENCHMARKS.md).
 bench: build

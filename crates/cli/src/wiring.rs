@@ -11,7 +11,7 @@ use moodwire_core::service::AnalysisService;
 use moodwire_model::{Infer, InferOptions};
 use moodwire_sources::reddit::Secret;
 use moodwire_sources::{DumpSource, RedditConfig, RedditSource, SampleCorpus};
-use moodwire_storage::MemoryCache;
+use moodwire_storage::{MemoryCache, RedisCache, RedisCacheConfig};
 
 use crate::model_args::{resolve, ModelArgs};
 
@@ -59,8 +59,35 @@ pub struct PipelineArgs {
     /// Most texts waiting for inference; more load is answered 503 at once.
     #[arg(long, env = "MOODWIRE_MAX_QUEUED_TEXTS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_texts: u64,
+    /// Shared result cache, e.g. `redis://127.0.0.1:6379`; unset: in-process cache.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<RedactedUrl>,
+    /// Prefix of moodwire's Redis keys, so deployments (or tests) can share a Redis.
+    #[arg(long, env = "MOODWIRE_REDIS_PREFIX", default_value = "moodwire:")]
+    pub redis_prefix: String,
     #[command(flatten)]
     pub reddit: RedditArgs,
+}
+
+/// A URL that may carry a password: usable, printed without it.
+#[derive(Clone)]
+pub struct RedactedUrl(String);
+
+impl FromStr for RedactedUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(RedactedUrl(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for RedactedUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.0.split_once("://"), self.0.rfind('@')) {
+            (Some((scheme, _)), Some(at)) => write!(f, "{scheme}://[redacted]{}", &self.0[at..]),
+            _ => f.write_str(&self.0),
+        }
+    }
 }
 
 /// The Reddit app. The secret is read from `REDDIT_CLIENT_SECRET` only (never a flag,
@@ -129,11 +156,21 @@ impl PipelineArgs {
             )
             .context("cannot start the inference thread")?,
         );
-        let cache: Arc<dyn ResultCache> = Arc::new(MemoryCache::new(
-            Duration::from_secs(self.cache_ttl_secs),
-            MemoryCache::DEFAULT_MAX_ENTRIES,
-        ));
-        Ok(AnalysisService::new(source, classifier, cache))
+        Ok(AnalysisService::new(
+            source,
+            classifier,
+            self.cache().await?,
+        ))
+    }
+
+    async fn cache(&self) -> anyhow::Result<Arc<dyn ResultCache>> {
+        let ttl = Duration::from_secs(self.cache_ttl_secs);
+        Ok(match &self.redis_url {
+            Some(RedactedUrl(url)) => Arc::new(
+                RedisCache::new(url, RedisCacheConfig::new(&self.redis_prefix, ttl)).await?,
+            ),
+            None => Arc::new(MemoryCache::new(ttl, MemoryCache::DEFAULT_MAX_ENTRIES)),
+        })
     }
 
     async fn post_source(&self) -> anyhow::Result<Arc<dyn PostSource>> {
@@ -177,5 +214,13 @@ mod tests {
         );
         assert!("dump:".parse::<SourceSpec>().is_err());
         assert!("twitter".parse::<SourceSpec>().is_err());
+    }
+
+    #[test]
+    fn urls_print_without_their_password() {
+        let url: RedactedUrl = "redis://user:hunter2@cache:6379/0".parse().unwrap();
+        assert_eq!(format!("{url:?}"), "redis://[redacted]@cache:6379/0");
+        let plain: RedactedUrl = "redis://127.0.0.1:6379".parse().unwrap();
+        assert_eq!(format!("{plain:?}"), "redis://127.0.0.1:6379");
     }
 }

@@ -65,6 +65,11 @@ pub struct CacheError(pub String);
 pub trait ResultCache: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Analysis>, CacheError>;
     async fn put(&self, key: &str, analysis: &Analysis) -> Result<(), CacheError>;
+
+    /// Whether the cache answers now (for readiness). In-process caches always do.
+    async fn check(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
 }
 
 /// The cache key of a question: model version + normalized keyword + limit.

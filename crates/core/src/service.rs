@@ -106,6 +106,11 @@ impl AnalysisService {
         result.map(|analysis| (analysis, Served::Inference))
     }
 
+    /// Whether the cache answers now; the service works without it, only slower.
+    pub async fn check_cache(&self) -> Result<(), crate::ports::CacheError> {
+        self.cache.check().await
+    }
+
     async fn cached(&self, key: &str) -> Option<Arc<Analysis>> {
         match self.cache.get(key).await {
             Ok(Some(hit)) => {

@@ -197,9 +197,18 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// Readiness: the model is loaded and the configured backends are reachable.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready to serve")))]
+///
+/// Ready once the model is loaded. A configured cache that does not answer is reported
+/// (`"cache": "unreachable: ..."`) but does not make the replica unready: requests still
+/// succeed without it, and pulling every replica when Redis is down would turn a slower
+/// service into an outage.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready to serve, with the state of each backend")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({"status": "ready", "model": state.service.model_version()}))
+    let cache = match state.service.check_cache().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("unreachable: {e}"),
+    };
+    Json(json!({"status": "ready", "model": state.service.model_version(), "cache": cache}))
 }
 
 /// Prometheus metrics in the text exposition format.

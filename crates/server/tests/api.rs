@@ -372,6 +372,7 @@ async fn health_readiness_metrics_and_openapi() {
     let ready: Value = get("/readyz").await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["model"], app.classifier.model_version());
+    assert_eq!(ready["cache"], "ok");
 
     app.post(r#"{"keyword": "climate", "limit": 5, "return_plot": false}"#)
         .await;

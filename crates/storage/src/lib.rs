@@ -2,5 +2,7 @@
 //! the event log and the store).
 
 mod memory_cache;
+mod redis_cache;
 
 pub use memory_cache::MemoryCache;
+pub use redis_cache::{RedisCache, RedisCacheConfig};

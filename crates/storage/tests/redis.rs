@@ -1,0 +1,175 @@
+//! The Redis cache against a real redis-server, one private server per test (on a
+//! free loopback port) so tests can stop and restart it.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use moodwire_core::ports::ResultCache;
+use moodwire_core::{aggregate, Analysis, PostsSource};
+use moodwire_storage::{RedisCache, RedisCacheConfig};
+
+struct RedisServer {
+    port: u16,
+    process: Option<Child>,
+}
+
+impl RedisServer {
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn start_on(port: u16) -> Self {
+        let process = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/services.sh up installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer {
+            port,
+            process: Some(process),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill().ok();
+            process.wait().ok();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn analysis(keyword: &str) -> Analysis {
+    Analysis {
+        keyword: keyword.into(),
+        count: 0,
+        agg: aggregate(&[]),
+        model: "m".into(),
+        posts_source: PostsSource::Sample,
+        analyzed_at: chrono::Utc::now(),
+    }
+}
+
+fn config(prefix: &str) -> RedisCacheConfig {
+    let mut config = RedisCacheConfig::new(prefix, Duration::from_secs(3600));
+    config.reconnect_every = Duration::from_millis(100);
+    config
+}
+
+#[tokio::test]
+async fn stores_under_the_prefix_with_the_ttl() {
+    let server = RedisServer::start_on(RedisServer::free_port());
+    let prefix = format!("test-{}:", std::process::id());
+    let cache = RedisCache::new(&server.url(), config(&prefix))
+        .await
+        .unwrap();
+    assert!(cache.get("m:250:ai").await.unwrap().is_none());
+    cache.put("m:250:ai", &analysis("ai")).await.unwrap();
+    let stored = cache
+        .get("m:250:ai")
+        .await
+        .unwrap()
+        .expect("a hit after the put");
+    assert_eq!(stored.keyword, "ai");
+    assert_eq!(stored.agg, analysis("ai").agg);
+
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{prefix}m:250:ai"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
+
+    // A value that is not an analysis (an older version's, say) is a miss, not an error.
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}m:250:old"))
+        .arg("{\"v\":0}")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(cache.get("m:250:old").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_dead_redis_fails_fast_and_the_cache_recovers_when_it_returns() {
+    let port = RedisServer::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let started = Instant::now();
+    let cache = RedisCache::new(&url, config("recover:")).await.unwrap();
+    assert!(cache.get("k").await.is_err());
+    assert!(cache.put("k", &analysis("x")).await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let mut server = RedisServer::start_on(port);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    cache
+        .put("k", &analysis("x"))
+        .await
+        .expect("reconnects once Redis is back");
+    assert_eq!(cache.get("k").await.unwrap().unwrap().keyword, "x");
+
+    // Down again after being connected: errors, quickly.
+    server.stop();
+    let started = Instant::now();
+    assert!(cache.get("k").await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // And back again (an empty Redis, as after a restart without persistence).
+    let _server = RedisServer::start_on(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match cache.put("k", &analysis("y")).await {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "never recovered: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cache.get("k").await.unwrap().unwrap().keyword, "y");
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_clear_error() {
+    let err = RedisCache::new("http://not-redis", config("x:"))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("REDIS_URL"), "{err}");
+}

