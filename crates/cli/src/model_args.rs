@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use moodwire_model::model_store::{self, S3Location};
 use moodwire_model::{Engine, EngineOptions, ModelDir};
 
 /// Which model to load and how to run it (shared by every command that classifies).
@@ -9,7 +10,16 @@ pub struct ModelArgs {
     /// Model folder (model.onnx, tokenizer.json, config.json). A relative path is
     /// looked up in the current directory, then beside the executable's parent folders.
     #[arg(long, env = "MOODWIRE_MODEL", default_value = "models/emotion")]
-    pub model: PathBuf,
+    /// Or `s3://bucket/prefix` (uploaded with `moodwire model push`): downloaded once
+    /// into --model-cache and checked against the SHA-256 in its config.json.
+    pub model: String,
+    /// Local copies of models from S3.
+    #[arg(
+        long,
+        env = "MOODWIRE_MODEL_CACHE",
+        default_value = "data/moodwire/models"
+    )]
+    pub model_cache: PathBuf,
     /// ONNX Runtime intra-op threads (0 = all cores).
     #[arg(long, env = "MOODWIRE_THREADS", default_value_t = 0)]
     pub threads: usize,
@@ -22,8 +32,25 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The model folder, downloading it first when it lives in S3. For commands
+    /// that run outside an async runtime.
     pub fn open(&self) -> anyhow::Result<ModelDir> {
-        let path = resolve(&self.model);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(self.open_async())
+    }
+
+    pub async fn open_async(&self) -> anyhow::Result<ModelDir> {
+        let path = if self.model.starts_with("s3://") {
+            let location: S3Location = self.model.parse()?;
+            model_store::fetch(&location, &self.model_cache)
+                .await
+                .with_context(|| format!("cannot fetch the model {location}"))?
+        } else {
+            resolve(std::path::Path::new(&self.model))
+        };
         ModelDir::open(&path)
             .with_context(|| format!("cannot open the model folder {}", path.display()))
     }
@@ -39,6 +66,11 @@ impl ModelArgs {
 
     pub fn load_engine(&self) -> anyhow::Result<Engine> {
         let dir = self.open()?;
+        Ok(Engine::load(&dir, self.engine_options())?)
+    }
+
+    pub async fn load_engine_async(&self) -> anyhow::Result<Engine> {
+        let dir = self.open_async().await?;
         Ok(Engine::load(&dir, self.engine_options())?)
     }
 }

@@ -146,7 +146,7 @@ impl PipelineArgs {
     /// Async because a Reddit source checks its credentials before anything is served.
     pub async fn build_service(&self) -> anyhow::Result<AnalysisService> {
         let source = self.post_source().await?;
-        let engine = self.model.load_engine()?;
+        let engine = self.model.load_engine_async().await?;
         let classifier: Arc<dyn Classifier> = Arc::new(
             Infer::start(
                 engine,

@@ -13,6 +13,7 @@ mod engine;
 mod infer;
 pub mod metrics;
 mod model_dir;
+pub mod model_store;
 pub mod normalize;
 pub mod runtime;
 

@@ -42,10 +42,14 @@ impl AppState {
     const MAX_PLOTS: u64 = 2_000;
 
     pub fn new(service: Arc<AnalysisService>, request_timeout: Duration) -> Self {
+        let prometheus = observability::prometheus();
+        // The Prometheus "info" idiom: which model this replica serves.
+        metrics::gauge!("moodwire_model_info", "version" => service.model_version().to_string())
+            .set(1.0);
         AppState {
             service,
             request_timeout,
-            prometheus: observability::prometheus(),
+            prometheus,
             plots: moka::sync::Cache::builder()
                 .max_capacity(Self::MAX_PLOTS)
                 .time_to_idle(Duration::from_secs(3600))

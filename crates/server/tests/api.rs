@@ -384,6 +384,7 @@ async fn health_readiness_metrics_and_openapi() {
         "moodwire_inference_batch_size_bucket",
         "moodwire_inference_batch_seconds_bucket",
         "moodwire_inference_queue_texts",
+        "moodwire_model_info{version=",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
     }

@@ -3,6 +3,7 @@ pub mod bench;
 pub mod classify;
 pub mod eval;
 pub mod index;
+pub mod model;
 pub mod serve;
 
 use std::io::BufRead;
