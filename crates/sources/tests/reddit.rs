@@ -424,3 +424,17 @@ async fn an_unreachable_reddit_fails_fast() {
     assert!(matches!(err, SourceError::Unavailable(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_cursor_that_never_ends_is_cut_off() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", 1).await;
+    Mock::given(method("GET"))
+        .and(path("/search"))
+        .respond_with(ok_json(listing(Some("t3_again"), page_of(0, 1))))
+        .mount(&server)
+        .await;
+    let posts = search(&source(&server), "AI", 10).await.unwrap();
+    assert_eq!(posts.len(), 1, "the same post on every page counts once");
+    assert_eq!(search_requests(&server).await, 6, "1 page needed + 5 spare");
+}

@@ -98,7 +98,10 @@ impl RedditSource {
         let mut seen = HashSet::new();
         let mut unreadable = 0usize;
         let mut after: Option<String> = None;
-        loop {
+        // Removed posts and duplicates can make pages come up short; a few extra pages
+        // make up for them, and the cap stops a cursor that never ends.
+        let max_pages = wanted.div_ceil(PAGE_SIZE) + 5;
+        for _ in 0..max_pages {
             let page = self.page(keyword, after.as_deref()).await?;
             let page_len = page.children.len();
             for thing in page.children {
