@@ -1,7 +1,9 @@
 //! The request path: cache -> single-flight -> source -> classifier -> aggregation -> cache.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::OnceCell;
@@ -59,6 +61,45 @@ fn lock(flights: &Flights) -> std::sync::MutexGuard<'_, HashMap<String, Flight>>
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Lets a repeating failure through to the log at most once per interval (with how
+/// many were held back), so an outage of a dependency does not flood the log.
+struct LogThrottle {
+    started: Instant,
+    interval: Duration,
+    /// Milliseconds after `started` of the last line logged; `u64::MAX`: none yet.
+    last_logged_ms: AtomicU64,
+    held_back: AtomicU64,
+}
+
+impl LogThrottle {
+    fn new(interval: Duration) -> Self {
+        LogThrottle {
+            started: Instant::now(),
+            interval,
+            last_logged_ms: AtomicU64::new(u64::MAX),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(held back since the last line)` when this failure should be logged.
+    fn admit(&self) -> Option<u64> {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.last_logged_ms.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= self.interval.as_millis() as u64;
+        if due
+            && self
+                .last_logged_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.held_back.swap(0, Ordering::Relaxed))
+        } else {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 /// Answers "what are the emotions about this keyword?" with cache-aside and
 /// single-flight: concurrent misses for one key share one fetch and one inference.
 pub struct AnalysisService {
@@ -66,6 +107,7 @@ pub struct AnalysisService {
     classifier: Arc<dyn Classifier>,
     cache: Arc<dyn ResultCache>,
     in_flight: Flights,
+    cache_failures: LogThrottle,
 }
 
 impl AnalysisService {
@@ -79,6 +121,7 @@ impl AnalysisService {
             classifier,
             cache,
             in_flight: Mutex::new(HashMap::new()),
+            cache_failures: LogThrottle::new(Duration::from_secs(10)),
         }
     }
 
@@ -124,7 +167,9 @@ impl AnalysisService {
             Err(e) => {
                 metrics::counter!("moodwire_cache_requests_total", "result" => "error")
                     .increment(1);
-                tracing::warn!(error = %e, "cache read failed; computing instead");
+                if let Some(held_back) = self.cache_failures.admit() {
+                    tracing::warn!(error = %e, held_back, "cache read failed; computing instead");
+                }
                 None
             }
         }
@@ -165,7 +210,10 @@ impl AnalysisService {
             analyzed_at: Utc::now(),
         };
         if let Err(e) = self.cache.put(key, &analysis).await {
-            tracing::warn!(error = %e, "cache write failed; the answer is still served");
+            metrics::counter!("moodwire_cache_write_errors_total").increment(1);
+            if let Some(held_back) = self.cache_failures.admit() {
+                tracing::warn!(error = %e, held_back, "cache write failed; the answer is still served");
+            }
         }
         Ok(Arc::new(analysis))
     }
@@ -300,6 +348,17 @@ mod tests {
         assert!(abandoned.is_err(), "timed out mid-inference");
         assert!(lock(&service.in_flight).is_empty());
         assert!(service.analyze(&keyword(), Limit::default()).await.is_ok());
+    }
+
+    #[test]
+    fn a_repeating_failure_is_logged_once_per_interval_with_a_count() {
+        let throttle = LogThrottle::new(Duration::from_millis(50));
+        assert_eq!(throttle.admit(), Some(0));
+        assert_eq!(throttle.admit(), None);
+        assert_eq!(throttle.admit(), None);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(throttle.admit(), Some(2));
+        assert_eq!(throttle.admit(), None);
     }
 
     #[tokio::test]
