@@ -201,7 +201,8 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_moodwire"))
         .args(["serve", "--addr", "127.0.0.1:0"])
         .current_dir(repo(""))
-        .env("RUST_LOG", "moodwire=info")
+        // tower_http's debug line "started processing request" says the request is in flight.
+        .env("RUST_LOG", "moodwire=info,tower_http=debug")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .spawn()
@@ -216,7 +217,14 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
                 .map(|a| a.split_whitespace().next().unwrap().to_string())
         })
         .expect("the server logs its address");
-    std::thread::spawn(move || log.for_each(drop)); // keep draining the log
+    let (in_flight, request_started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in log.map_while(Result::ok) {
+            if line.contains("started processing request") {
+                in_flight.send(()).ok();
+            }
+        }
+    });
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let status = runtime.block_on(async {
@@ -226,7 +234,13 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
                 .body(r#"{"keyword": "AI", "limit": 1000, "return_plot": true}"#)
                 .send(),
         );
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        tokio::task::spawn_blocking(move || {
+            request_started
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the request reaches the server")
+        })
+        .await
+        .unwrap();
         Command::new("kill")
             .args(["-TERM", &server.id().to_string()])
             .status()
