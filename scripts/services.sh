@@ -127,8 +127,17 @@ down() {
     if [ -n "$bin" ] && [ -f "$STATE/pg/postmaster.pid" ]; then
         as_pg "$bin/pg_ctl" -D "$STATE/pg" -m immediate stop >/dev/null 2>&1 || true
     fi
+    local pid
     for pidfile in "$STATE/redis.pid" "$STATE/tansu.pid" "$STATE/s3.pid"; do
-        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || continue
+        # Wait for it to let go of its port, so an `up` right after can bind it.
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
     done
     rm -rf "$STATE/pg" "$STATE/pgsock" "$STATE/s3" "$STATE"/*.pid "$STATE"/*.log "$STATE/env"
 }
