@@ -1,8 +1,9 @@
 //! The `moodwire` binary, run as a user runs it.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -198,33 +199,23 @@ fn analyze_prints_the_api_body_and_writes_the_plot() {
 /// SIGTERM stops accepting connections but lets an in-flight request finish.
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_moodwire"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_moodwire"));
+    command
         .args(["serve", "--addr", "127.0.0.1:0"])
         .current_dir(repo(""))
         // tower_http's debug line "started processing request" says the request is in flight.
         .env("RUST_LOG", "moodwire=info,tower_http=debug")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = log
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.split("listening on http://")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap().to_string())
-        })
-        .expect("the server logs its address");
-    let (in_flight, request_started) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in log.map_while(Result::ok) {
+        .env("NO_COLOR", "1");
+    let (mut server, address, log) = common::spawn_server(command);
+    let request_started = move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Ok(line) = log.recv_timeout(deadline - std::time::Instant::now()) {
             if line.contains("started processing request") {
-                in_flight.send(()).ok();
+                return;
             }
         }
-    });
+        panic!("the request never reached the server");
+    };
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let status = runtime.block_on(async {
@@ -234,13 +225,7 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
                 .body(r#"{"keyword": "AI", "limit": 1000, "return_plot": true}"#)
                 .send(),
         );
-        tokio::task::spawn_blocking(move || {
-            request_started
-                .recv_timeout(std::time::Duration::from_secs(30))
-                .expect("the request reaches the server")
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(request_started).await.unwrap();
         Command::new("kill")
             .args(["-TERM", &server.id().to_string()])
             .status()

@@ -1,8 +1,9 @@
 //! `moodwire serve` replicas sharing a real Redis, and serving on when Redis is gone.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use serde_json::{json, Value};
 
@@ -26,23 +27,11 @@ impl Server {
             .env_remove("REDDIT_CLIENT_ID")
             .env("MOODWIRE_SOURCE", "sample")
             .env("RUST_LOG", "moodwire=info,warn")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped());
+            .env("NO_COLOR", "1");
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
-        let address = log
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.split("listening on http://")
-                    .nth(1)
-                    .map(|a| a.split_whitespace().next().unwrap().to_string())
-            })
-            .expect("the server logs its address");
-        std::thread::spawn(move || log.for_each(drop));
+        let (child, address, _log) = common::spawn_server(command);
         Server { child, address }
     }
 

@@ -1,9 +1,10 @@
 //! `moodwire` with its real post sources: Reddit (a real HTTP server on loopback that
 //! speaks Reddit's endpoints) and dump files.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -242,18 +243,7 @@ fn zstd_compress(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn spawn_server(env: &[(&str, String)]) -> (Child, String) {
-    let mut command = moodwire(&["serve", "--addr", "127.0.0.1:0"], env);
-    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = log
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.split("listening on http://")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap().to_string())
-        })
-        .expect("the server logs its address");
-    std::thread::spawn(move || log.for_each(drop));
+    let (child, address, _log) =
+        common::spawn_server(moodwire(&["serve", "--addr", "127.0.0.1:0"], env));
     (child, address)
 }

@@ -68,18 +68,6 @@ impl RedisCache {
         Ok(cache)
     }
 
-    /// Whether Redis answers a PING now (for readiness).
-    pub async fn ping(&self) -> Result<(), CacheError> {
-        let mut connection = self.manager().await?;
-        self.deadline(async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-        })
-        .await
-        .map(drop)
-    }
-
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.config.key_prefix)
     }

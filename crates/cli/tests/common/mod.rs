@@ -1,0 +1,29 @@
+//! What the binary's integration tests share.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+
+/// Spawns `command` (a `moodwire serve --addr 127.0.0.1:0 ...`), waits for the address
+/// it logs, and hands back the rest of its log, line by line, so the pipe never fills.
+pub fn spawn_server(mut command: Command) -> (Child, String, Receiver<String>) {
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = log
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split("listening on http://")
+                .nth(1)
+                .map(|a| a.split_whitespace().next().unwrap().to_string())
+        })
+        .expect("the server logs its address");
+    let (lines, rest) = channel();
+    std::thread::spawn(move || {
+        for line in log.map_while(Result::ok) {
+            // Nobody listening any more is fine: keep draining the pipe.
+            let _ = lines.send(line);
+        }
+    });
+    (child, address, rest)
+}
