@@ -85,15 +85,29 @@ as_pg() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# start_postgres DIR PORT [fast]: a throwaway cluster in DIR (created on first start).
+# `fast` trades durability for speed (no fsync): fine for the shared test server, not
+# for fault tests that crash PostgreSQL and expect committed rows to survive.
 start_postgres() {
-    local bin data="$STATE/pg"
+    local bin dir="$1" port="$2" tuning=""
+    [ "${3:-}" = fast ] && tuning="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     bin=$(pg_bin)
-    mkdir -p "$data" "$STATE/pgsock"
-    [ "$(id -u)" = 0 ] && chown postgres "$data" "$STATE/pgsock" && chmod 711 "$STATE"
-    as_pg "$bin/initdb" -D "$data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
-    as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$STATE/pgsock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    mkdir -p "$dir/data" "$dir/sock"
+    [ "$(id -u)" = 0 ] && chown postgres "$dir/data" "$dir/sock" && chmod 711 "$dir" "$(dirname "$dir")"
+    [ -f "$dir/data/PG_VERSION" ] ||
+        as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 30 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir/sock $tuning -c max_connections=200" \
         start >/dev/null
+}
+
+# stop_postgres DIR: an immediate stop, like a crash (the data stays for a restart).
+stop_postgres() {
+    local bin
+    bin=$(pg_bin)
+    if [ -n "$bin" ] && [ -f "$1/data/postmaster.pid" ]; then
+        as_pg "$bin/pg_ctl" -D "$1/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
 }
 
 start_redis() {
@@ -122,11 +136,7 @@ start_s3() {
 }
 
 down() {
-    local bin
-    bin=$(pg_bin)
-    if [ -n "$bin" ] && [ -f "$STATE/pg/postmaster.pid" ]; then
-        as_pg "$bin/pg_ctl" -D "$STATE/pg" -m immediate stop >/dev/null 2>&1 || true
-    fi
+    stop_postgres "$STATE/pg"
     local pid
     for pidfile in "$STATE/redis.pid" "$STATE/tansu.pid" "$STATE/s3.pid"; do
         [ -f "$pidfile" ] || continue
@@ -139,14 +149,14 @@ down() {
         done
         kill -9 "$pid" 2>/dev/null || true
     done
-    rm -rf "$STATE/pg" "$STATE/pgsock" "$STATE/s3" "$STATE"/*.pid "$STATE"/*.log "$STATE/env"
+    rm -rf "$STATE/pg" "$STATE/s3" "$STATE"/*.pid "$STATE"/*.log "$STATE/env"
 }
 
 up() {
     install
     down
     mkdir -p "$STATE"
-    start_postgres
+    start_postgres "$STATE/pg" "$PG_PORT" fast
     start_redis
     start_tansu
     start_s3
@@ -155,6 +165,7 @@ MOODWIRE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 MOODWIRE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 MOODWIRE_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 MOODWIRE_TEST_S3_BUCKET=$S3_BUCKET
+MOODWIRE_TEST_TANSU_BIN=$TANSU
 AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT
 AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=moodwire
@@ -167,5 +178,8 @@ case "${1:-}" in
     install) install ;;
     up) up ;;
     down) down ;;
-    *) echo "usage: $0 install|up|down" >&2; exit 2 ;;
+    # For fault tests that stop and restart a private PostgreSQL.
+    pg-start) start_postgres "$2" "$3" ;;
+    pg-stop) stop_postgres "$2" ;;
+    *) echo "usage: $0 install|up|down|pg-start DIR PORT|pg-stop DIR" >&2; exit 2 ;;
 esac

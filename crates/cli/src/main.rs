@@ -1,5 +1,6 @@
 //! The `moodwire` command. See `moodwire --help` and DESIGN.md for the contract.
 
+mod background;
 mod commands;
 mod model_args;
 mod wiring;
@@ -21,8 +22,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (and, as the pipeline grows, the dashboard and background jobs).
+    /// Serve the HTTP API and run the background jobs (`--no-worker`: the API only).
     Serve(commands::serve::Args),
+    /// Run the background jobs only (idle sync, recovery, warmer), until SIGTERM / Ctrl-C.
+    Worker(commands::worker::Args),
+    /// One sync and recovery pass now (event log -> store), whatever the CPU; prints a JSON report.
+    Sync(commands::sync::Args),
+    /// One warmer cycle now (refresh hot keywords if the CPU is quiet); prints a JSON report.
+    Warm(commands::warm::Args),
     /// One analysis of a keyword, printed as the API's JSON body.
     Analyze(commands::analyze::Args),
     /// Classify texts, one per line (stdin when no FILE), into JSON lines.
@@ -50,6 +57,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
+        Command::Worker(args) => commands::worker::run(args),
+        Command::Sync(args) => commands::sync::run(args),
+        Command::Warm(args) => commands::warm::run(args),
         Command::Analyze(args) => commands::analyze::run(args),
         Command::Classify(args) => commands::classify::run(args),
         Command::Eval(args) => commands::eval::run(args),

@@ -6,12 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use moodwire_core::ports::{Classifier, PostSource, ResultCache, SourceError};
+use moodwire_core::ports::{Classifier, EventFeed, PostSource, ResultCache, SourceError, Store};
 use moodwire_core::service::AnalysisService;
+use moodwire_core::Keyword;
 use moodwire_model::{Infer, InferOptions};
 use moodwire_sources::reddit::Secret;
 use moodwire_sources::{DumpSource, RedditConfig, RedditSource, SampleCorpus};
-use moodwire_storage::{MemoryCache, RedisCache, RedisCacheConfig};
+use moodwire_storage::{
+    open_store, Journal, KafkaConfig, KafkaFeed, KafkaForwarder, MemoryCache, RedisCache,
+    RedisCacheConfig,
+};
+use moodwire_worker::{parse_seeds, CpuGauge, FileCpu, SyncConfig, SystemCpu, WarmConfig};
 
 use crate::model_args::{resolve, ModelArgs};
 
@@ -53,20 +58,223 @@ pub struct PipelineArgs {
     /// Folder of the bundled sample corpus (*.ndjson, Pushshift format).
     #[arg(long, env = "MOODWIRE_SAMPLE_DIR", default_value = "data/sample")]
     pub sample_dir: PathBuf,
-    /// How long a computed analysis is served from the cache, in seconds.
-    #[arg(long, env = "MOODWIRE_CACHE_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
-    pub cache_ttl_secs: u64,
     /// Most texts waiting for inference; more load is answered 503 at once.
     #[arg(long, env = "MOODWIRE_MAX_QUEUED_TEXTS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_texts: u64,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    #[command(flatten)]
+    pub reddit: RedditArgs,
+    #[command(flatten)]
+    pub events: EventLogArgs,
+}
+
+/// The result cache: in-process, or Redis shared by replicas.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CacheArgs {
+    /// How long a computed analysis is served from the cache, in seconds.
+    #[arg(long, env = "MOODWIRE_CACHE_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_ttl_secs: u64,
     /// Shared result cache, e.g. `redis://127.0.0.1:6379`; unset: in-process cache.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<RedactedUrl>,
     /// Prefix of moodwire's Redis keys, so deployments (or tests) can share a Redis.
     #[arg(long, env = "MOODWIRE_REDIS_PREFIX", default_value = "moodwire:")]
     pub redis_prefix: String,
-    #[command(flatten)]
-    pub reddit: RedditArgs,
+}
+
+impl CacheArgs {
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn ResultCache>> {
+        let ttl = self.ttl();
+        Ok(match &self.redis_url {
+            Some(RedactedUrl(url)) => Arc::new(
+                RedisCache::new(url, RedisCacheConfig::new(&self.redis_prefix, ttl)).await?,
+            ),
+            None => Arc::new(MemoryCache::new(ttl, MemoryCache::DEFAULT_MAX_ENTRIES)),
+        })
+    }
+
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_secs)
+    }
+}
+
+/// Where computed analyses go on their way to the store.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EventLogArgs {
+    /// Folder of the embedded store and the event journal (which is also the outbox
+    /// in front of Kafka, so a dead broker only delays events).
+    #[arg(long, env = "MOODWIRE_DATA_DIR", default_value = "data/moodwire")]
+    pub data_dir: PathBuf,
+    /// Kafka bootstrap servers, e.g. `127.0.0.1:9092`; unset: the journal is the event log.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The topic of analysis events.
+    #[arg(long, env = "MOODWIRE_KAFKA_TOPIC", default_value = KafkaConfig::DEFAULT_TOPIC)]
+    pub kafka_topic: String,
+    /// The consumer group of the sync workers (they share the topic's partitions).
+    #[arg(long, env = "MOODWIRE_KAFKA_GROUP", default_value = KafkaConfig::DEFAULT_GROUP)]
+    pub kafka_group: String,
+    /// Partitions of the topic when moodwire creates it (the most sync workers that help).
+    #[arg(long, env = "MOODWIRE_KAFKA_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub kafka_partitions: i32,
+}
+
+impl EventLogArgs {
+    fn kafka(&self) -> Option<KafkaConfig> {
+        self.kafka_brokers.as_ref().map(|brokers| KafkaConfig {
+            brokers: brokers.clone(),
+            topic: self.kafka_topic.clone(),
+            group: self.kafka_group.clone(),
+            partitions: self.kafka_partitions,
+        })
+    }
+}
+
+/// The background jobs' settings (`serve` without `--no-worker`, `worker`, `sync`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// The store: `postgres://…`, or `sqlite://PATH`; unset: `moodwire.sqlite` in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<RedactedUrl>,
+    /// The idle sync runs only while the system CPU is below this percentage.
+    #[arg(long, env = "MOODWIRE_SYNC_CPU_PCT", default_value_t = 20.0, value_parser = percent)]
+    pub sync_cpu_pct: f32,
+    /// Analyses per store transaction.
+    #[arg(long, env = "MOODWIRE_SYNC_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub sync_batch: u64,
+    /// The warmer runs only while the system CPU is below this percentage (and stops
+    /// its cycle above 45 %).
+    #[arg(long, env = "MOODWIRE_WARM_CPU_PCT", default_value_t = 35.0, value_parser = percent)]
+    pub warm_cpu_pct: f32,
+    /// Seed keywords of the warmer, one per line (`#` comments).
+    #[arg(
+        long,
+        env = "MOODWIRE_WARM_SEEDS",
+        default_value = "scripts/keywords.txt"
+    )]
+    pub warm_seeds: PathBuf,
+    /// Most cache entries the warmer refreshes per cycle.
+    #[arg(long, env = "MOODWIRE_WARM_MAX", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub warm_max: u64,
+    /// Seconds between two refreshes (keeps the warmer well inside the Reddit budget).
+    #[arg(long, env = "MOODWIRE_WARM_PACE_SECS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub warm_pace_secs: u64,
+    /// Seconds between two warmer cycles in `serve` / `worker`.
+    #[arg(long, env = "MOODWIRE_WARM_EVERY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub warm_every_secs: u64,
+    /// Read the CPU percentage from this file instead of measuring it (tests; forcing
+    /// the gates open or shut by hand).
+    #[arg(long, env = "MOODWIRE_CPU_READING_FILE")]
+    pub cpu_reading_file: Option<PathBuf>,
+}
+
+fn percent(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage between 0 and 100")),
+    }
+}
+
+impl WorkerArgs {
+    pub async fn store(&self, events: &EventLogArgs) -> anyhow::Result<Arc<dyn Store>> {
+        let url = match &self.database_url {
+            Some(RedactedUrl(url)) => url.clone(),
+            None => events
+                .data_dir
+                .join("moodwire.sqlite")
+                .display()
+                .to_string(),
+        };
+        Ok(open_store(&url).await?)
+    }
+
+    pub fn cpu(&self) -> anyhow::Result<Arc<dyn CpuGauge>> {
+        Ok(match &self.cpu_reading_file {
+            Some(path) => Arc::new(FileCpu::new(path.clone())),
+            None => Arc::new(SystemCpu::start().context("cannot start the CPU monitor")?),
+        })
+    }
+
+    pub fn warm_config(&self, cache: &CacheArgs) -> WarmConfig {
+        WarmConfig {
+            start_below: self.warm_cpu_pct,
+            abort_above: self.warm_cpu_pct.max(45.0),
+            max_refreshes: self.warm_max as usize,
+            pace: Duration::from_secs(self.warm_pace_secs),
+            ttl: cache.ttl(),
+            every: Duration::from_secs(self.warm_every_secs),
+            ..WarmConfig::default()
+        }
+    }
+
+    /// The seed keywords; a missing file only means no seeds.
+    pub fn seeds(&self) -> Vec<Keyword> {
+        let path = resolve(&self.warm_seeds);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse_seeds(&text),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "no seed keywords for the warmer");
+                Vec::new()
+            }
+        }
+    }
+
+    pub fn sync_config(&self) -> SyncConfig {
+        SyncConfig {
+            cpu_threshold: self.sync_cpu_pct,
+            batch_size: self.sync_batch as usize,
+            ..SyncConfig::default()
+        }
+    }
+}
+
+/// What carries computed analyses onwards: the journal, and Kafka behind it when configured.
+pub struct Events {
+    pub journal: Journal,
+    /// Ships the journal to Kafka; taken by whoever runs it.
+    pub forwarder: Option<KafkaForwarder>,
+    pub kafka: Option<KafkaConfig>,
+}
+
+impl EventLogArgs {
+    /// Opens the journal and, with Kafka, makes sure the topic exists (a broker that
+    /// is away now is not an error: the journal holds the events meanwhile).
+    pub async fn open(&self) -> anyhow::Result<Events> {
+        let journal = Journal::open(&self.data_dir).await?;
+        let kafka = self.kafka();
+        let forwarder = match &kafka {
+            Some(config) => {
+                if let Err(e) = config.ensure_topic().await {
+                    tracing::warn!(error = %e, "cannot make sure the Kafka topic exists now");
+                }
+                Some(KafkaForwarder::new(journal.clone(), config)?)
+            }
+            None => None,
+        };
+        Ok(Events {
+            journal,
+            forwarder,
+            kafka,
+        })
+    }
+}
+
+impl Events {
+    /// The reader the sync drains: the Kafka topic, or the journal itself.
+    pub fn feed(&self) -> anyhow::Result<Box<dyn EventFeed>> {
+        Ok(match &self.kafka {
+            Some(kafka) => Box::new(KafkaFeed::subscribe(kafka)?),
+            None => Box::new(self.journal.feed()),
+        })
+    }
+}
+
+/// The analysis service, its cache and its events.
+pub struct Pipeline {
+    pub service: Arc<AnalysisService>,
+    pub cache: Arc<dyn ResultCache>,
+    pub events: Events,
 }
 
 /// A URL that may carry a password: usable, printed without it.
@@ -143,8 +351,27 @@ impl PipelineArgs {
         }
     }
 
+    /// The service, appending to the event log.
+    pub async fn build(&self) -> anyhow::Result<Pipeline> {
+        let events = self.events.open().await?;
+        let cache = self.cache.open().await?;
+        let service = Arc::new(
+            self.build_service(Arc::clone(&cache), Arc::new(events.journal.clone()))
+                .await?,
+        );
+        Ok(Pipeline {
+            service,
+            cache,
+            events,
+        })
+    }
+
     /// Async because a Reddit source checks its credentials before anything is served.
-    pub async fn build_service(&self) -> anyhow::Result<AnalysisService> {
+    async fn build_service(
+        &self,
+        cache: Arc<dyn ResultCache>,
+        events: Arc<dyn moodwire_core::ports::EventLog>,
+    ) -> anyhow::Result<AnalysisService> {
         let source = self.post_source().await?;
         let engine = self.model.load_engine_async().await?;
         let classifier: Arc<dyn Classifier> = Arc::new(
@@ -156,21 +383,7 @@ impl PipelineArgs {
             )
             .context("cannot start the inference thread")?,
         );
-        Ok(AnalysisService::new(
-            source,
-            classifier,
-            self.cache().await?,
-        ))
-    }
-
-    async fn cache(&self) -> anyhow::Result<Arc<dyn ResultCache>> {
-        let ttl = Duration::from_secs(self.cache_ttl_secs);
-        Ok(match &self.redis_url {
-            Some(RedactedUrl(url)) => Arc::new(
-                RedisCache::new(url, RedisCacheConfig::new(&self.redis_prefix, ttl)).await?,
-            ),
-            None => Arc::new(MemoryCache::new(ttl, MemoryCache::DEFAULT_MAX_ENTRIES)),
-        })
+        Ok(AnalysisService::new(source, classifier, cache, events))
     }
 
     async fn post_source(&self) -> anyhow::Result<Arc<dyn PostSource>> {

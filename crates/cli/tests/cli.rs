@@ -17,6 +17,7 @@ fn moodwire(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_moodwire"))
         .args(args)
         .current_dir(repo(""))
+        .env("MOODWIRE_DATA_DIR", common::isolated_data_dir())
         .output()
         .expect("moodwire runs")
 }
@@ -203,6 +204,7 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     command
         .args(["serve", "--addr", "127.0.0.1:0"])
         .current_dir(repo(""))
+        .env("MOODWIRE_DATA_DIR", common::isolated_data_dir())
         // tower_http's debug line "started processing request" says the request is in flight.
         .env("RUST_LOG", "moodwire=info,tower_http=debug")
         .env("NO_COLOR", "1");

@@ -26,6 +26,7 @@ impl Server {
             .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
             .env_remove("REDDIT_CLIENT_ID")
             .env("MOODWIRE_SOURCE", "sample")
+            .env("MOODWIRE_DATA_DIR", common::isolated_data_dir())
             .env("RUST_LOG", "moodwire=info,warn")
             .env("NO_COLOR", "1");
         for (k, v) in env {

@@ -25,6 +25,7 @@ fn moodwire(args: &[&str], env: &[(&str, String)]) -> Command {
         .env_remove("MOODWIRE_SOURCE")
         .env_remove("REDDIT_CLIENT_ID")
         .env_remove("REDDIT_CLIENT_SECRET")
+        .env("MOODWIRE_DATA_DIR", common::isolated_data_dir())
         .env("RUST_LOG", "moodwire=debug,info")
         .env("NO_COLOR", "1");
     for (k, v) in env {

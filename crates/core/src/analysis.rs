@@ -27,7 +27,14 @@ pub struct EmotionShare {
 /// The emotion breakdown of the posts about one keyword: what is cached and answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
+    /// Unique and time-ordered (UUIDv7): the store's key for this analysis.
+    /// Empty only in entries cached by builds that predate it.
+    #[serde(default)]
+    pub id: String,
     pub keyword: String,
+    /// How many posts were asked for; `count` is how many were found.
+    #[serde(default)]
+    pub limit: u32,
     pub count: u32,
     /// Exactly six entries, sorted by `pct` descending.
     pub agg: Vec<EmotionShare>,

@@ -7,13 +7,16 @@
 pub mod analysis;
 pub mod emotion;
 pub mod error;
+pub mod event;
 pub mod ports;
 pub mod post;
 pub mod query;
 pub mod service;
+pub mod trending;
 
 pub use analysis::{aggregate, Analysis, ClassifiedPost, EmotionShare, PostsSource};
 pub use emotion::{Emotion, Prediction};
 pub use error::InputError;
+pub use event::{AnalysisRecorded, Timings};
 pub use post::{is_removed, Post};
 pub use query::{Keyword, Limit};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Analysis, Keyword, Limit, Post, PostsSource, Prediction};
+use crate::{Analysis, AnalysisRecorded, Keyword, Limit, Post, PostsSource, Prediction};
 
 /// Why texts could not be classified.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,91 @@ pub trait ResultCache: Send + Sync {
     async fn check(&self) -> Result<(), CacheError> {
         Ok(())
     }
+
+    /// A page of about `count` cached analyses, for recovery: start at cursor 0; a
+    /// returned cursor of 0 means the scan is complete. Entries may show up twice.
+    async fn scan(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Analysis>), CacheError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("event log error: {0}")]
+pub struct EventLogError(pub String);
+
+/// Where computed analyses are appended for the store (Kafka, or a local journal).
+///
+/// An append is durable when it returns: the event survives a crash of this process.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    async fn append(&self, event: &AnalysisRecorded) -> Result<(), EventLogError>;
+}
+
+/// A position in the log to commit once a batch is safely stored: for each
+/// partition, the offset of the next event to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogPosition(pub Vec<(i32, i64)>);
+
+/// Events read from the log but not yet committed.
+#[derive(Debug, Default)]
+pub struct EventBatch {
+    pub events: Vec<AnalysisRecorded>,
+    /// Entries that could not be decoded: logged and counted by the reader, and
+    /// committed with the batch so one bad entry cannot stall the log.
+    pub rejected: usize,
+    pub position: LogPosition,
+}
+
+impl EventBatch {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.rejected == 0
+    }
+}
+
+/// One reader of the event log (a consumer-group member for Kafka). Delivery is
+/// at-least-once: what is not committed is read again, by this reader or another.
+#[async_trait]
+pub trait EventFeed: Send {
+    /// Up to `max` events; waits at most `wait` for the first one.
+    async fn next_batch(&mut self, max: usize, wait: Duration)
+        -> Result<EventBatch, EventLogError>;
+    /// Marks everything up to the batch as done (only after it is stored).
+    async fn commit(&mut self, position: &LogPosition) -> Result<(), EventLogError>;
+    /// Goes back to the last commit, so a batch that could not be stored is read again.
+    async fn rewind(&mut self) -> Result<(), EventLogError>;
+    /// Events appended but not yet committed, when the log can tell.
+    async fn backlog(&mut self) -> Result<u64, EventLogError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("store error: {0}")]
+pub struct StoreError(pub String);
+
+/// What saving a batch changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaveReport {
+    /// Analyses new to the store (the others were already there: redelivery).
+    pub inserted: usize,
+    pub already_stored: usize,
+}
+
+/// The history of every computed analysis (PostgreSQL, or a SQLite file).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Saves the events in one transaction. Idempotent: saving an event twice changes
+    /// nothing the second time.
+    async fn save(&self, events: &[AnalysisRecorded]) -> Result<SaveReport, StoreError>;
+    /// Which of these analysis ids the store does not have.
+    async fn missing(&self, analysis_ids: &[String]) -> Result<Vec<String>, StoreError>;
+    /// The keywords (normalized) with the most analyses, most first.
+    async fn top_keywords(&self, n: usize) -> Result<Vec<String>, StoreError>;
+    /// Texts of stored posts created in `[since, until)` (Unix seconds), newest first.
+    async fn post_texts(
+        &self,
+        since: i64,
+        until: i64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Whether the store answers now (for readiness).
+    async fn check(&self) -> Result<(), StoreError>;
 }
 
 /// The cache key of a question: model version + normalized keyword + limit.

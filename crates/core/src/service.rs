@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::OnceCell;
 
-use crate::ports::{cache_key, Classifier, ClassifyError, PostSource, ResultCache, SourceError};
-use crate::{aggregate, Analysis, Keyword, Limit};
+use crate::ports::{
+    cache_key, Classifier, ClassifyError, EventLog, PostSource, ResultCache, SourceError,
+};
+use crate::{aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit, Timings};
 
 /// Why an analysis could not be made.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -106,8 +108,10 @@ pub struct AnalysisService {
     source: Arc<dyn PostSource>,
     classifier: Arc<dyn Classifier>,
     cache: Arc<dyn ResultCache>,
+    events: Arc<dyn EventLog>,
     in_flight: Flights,
     cache_failures: LogThrottle,
+    event_failures: LogThrottle,
 }
 
 impl AnalysisService {
@@ -115,13 +119,16 @@ impl AnalysisService {
         source: Arc<dyn PostSource>,
         classifier: Arc<dyn Classifier>,
         cache: Arc<dyn ResultCache>,
+        events: Arc<dyn EventLog>,
     ) -> Self {
         AnalysisService {
             source,
             classifier,
             cache,
+            events,
             in_flight: Mutex::new(HashMap::new()),
             cache_failures: LogThrottle::new(Duration::from_secs(10)),
+            event_failures: LogThrottle::new(Duration::from_secs(10)),
         }
     }
 
@@ -147,6 +154,28 @@ impl AnalysisService {
             .await
             .clone();
         result.map(|analysis| (analysis, Served::Inference))
+    }
+
+    /// What the cache holds for a question (for the warmer; a cache error reads as none).
+    pub async fn cached_analysis(&self, keyword: &Keyword, limit: Limit) -> Option<Analysis> {
+        let key = cache_key(self.classifier.model_version(), keyword, limit);
+        self.cache.get(&key).await.ok().flatten()
+    }
+
+    /// Computes the analysis afresh and caches it, whatever the cache holds (joining
+    /// a computation already in flight for the same question).
+    pub async fn refresh(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+    ) -> Result<Arc<Analysis>, AnalyzeError> {
+        let key = cache_key(self.classifier.model_version(), keyword, limit);
+        let ticket = self.join_flight(&key);
+        ticket
+            .flight
+            .get_or_init(|| self.compute_and_cache(&key, keyword, limit))
+            .await
+            .clone()
     }
 
     /// Whether the cache answers now; the service works without it, only slower.
@@ -190,25 +219,40 @@ impl AnalysisService {
         keyword: &Keyword,
         limit: Limit,
     ) -> Result<Arc<Analysis>, AnalyzeError> {
+        let started = Instant::now();
         let posts = self
             .source
             .search(keyword, limit)
             .await
             .map_err(|e| AnalyzeError::Source(Arc::new(e)))?;
+        let fetched = Instant::now();
         let texts = posts.iter().map(|p| p.text()).collect();
         let predictions = self
             .classifier
             .classify(texts)
             .await
             .map_err(|e| AnalyzeError::Classify(Arc::new(e)))?;
+        let timings = Timings {
+            fetch_ms: millis(fetched - started),
+            inference_ms: millis(fetched.elapsed()),
+        };
         let analysis = Analysis {
+            id: uuid::Uuid::now_v7().to_string(),
             keyword: keyword.as_str().to_string(),
+            limit: limit.get() as u32,
             count: predictions.len() as u32,
             agg: aggregate(&predictions),
             model: self.classifier.model_version().to_string(),
             posts_source: self.source.kind(),
             analyzed_at: Utc::now(),
         };
+        let classified = posts
+            .into_iter()
+            .zip(predictions)
+            .map(|(post, prediction)| ClassifiedPost { post, prediction })
+            .collect();
+        self.record(AnalysisRecorded::new(analysis.clone(), classified, timings))
+            .await;
         if let Err(e) = self.cache.put(key, &analysis).await {
             metrics::counter!("moodwire_cache_write_errors_total").increment(1);
             if let Some(held_back) = self.cache_failures.admit() {
@@ -217,6 +261,24 @@ impl AnalysisService {
         }
         Ok(Arc::new(analysis))
     }
+
+    /// Appends the event for the store. A failing log does not fail the answer: the
+    /// analysis is cached, and recovery backfills the store from the cache.
+    async fn record(&self, event: AnalysisRecorded) {
+        match self.events.append(&event).await {
+            Ok(()) => metrics::counter!("moodwire_events_appended_total").increment(1),
+            Err(e) => {
+                metrics::counter!("moodwire_event_append_errors_total").increment(1);
+                if let Some(held_back) = self.event_failures.admit() {
+                    tracing::error!(error = %e, held_back, analysis = %event.analysis.id, "cannot append the analysis to the event log");
+                }
+            }
+        }
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 #[cfg(test)]
@@ -227,8 +289,26 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::ports::CacheError;
+    use crate::ports::{CacheError, EventLogError};
     use crate::{Emotion, Post, PostsSource, Prediction};
+
+    /// Keeps what is appended; fails every append when `broken`.
+    #[derive(Default)]
+    struct RecordingLog {
+        events: Mutex<Vec<AnalysisRecorded>>,
+        broken: bool,
+    }
+
+    #[async_trait]
+    impl EventLog for RecordingLog {
+        async fn append(&self, event: &AnalysisRecorded) -> Result<(), EventLogError> {
+            if self.broken {
+                return Err(EventLogError("disk full".into()));
+            }
+            self.events.lock().unwrap().push(event.clone());
+            Ok(())
+        }
+    }
 
     struct Posts;
 
@@ -283,6 +363,9 @@ mod tests {
             self.0.lock().unwrap().insert(key.into(), analysis.clone());
             Ok(())
         }
+        async fn scan(&self, _: u64, _: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
+            Ok((0, self.0.lock().unwrap().values().cloned().collect()))
+        }
     }
 
     struct BrokenCache;
@@ -295,18 +378,61 @@ mod tests {
         async fn put(&self, _: &str, _: &Analysis) -> Result<(), CacheError> {
             Err(CacheError("down".into()))
         }
+        async fn scan(&self, _: u64, _: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
+            Err(CacheError("down".into()))
+        }
     }
 
     fn service(cache: Arc<dyn ResultCache>) -> (Arc<AnalysisService>, Arc<SlowJoy>) {
+        service_with_log(cache, Arc::new(RecordingLog::default()))
+    }
+
+    fn service_with_log(
+        cache: Arc<dyn ResultCache>,
+        log: Arc<dyn EventLog>,
+    ) -> (Arc<AnalysisService>, Arc<SlowJoy>) {
         let classifier = Arc::new(SlowJoy(AtomicUsize::new(0)));
         (
             Arc::new(AnalysisService::new(
                 Arc::new(Posts),
                 classifier.clone(),
                 cache,
+                log,
             )),
             classifier,
         )
+    }
+
+    #[tokio::test]
+    async fn each_computed_analysis_is_recorded_once_with_its_posts() {
+        let log = Arc::new(RecordingLog::default());
+        let (service, _) = service_with_log(Arc::new(MapCache::default()), log.clone());
+        let limit = Limit::parse(3).unwrap();
+        let (first, _) = service.analyze(&keyword(), limit).await.unwrap();
+        let (again, served) = service.analyze(&keyword(), limit).await.unwrap();
+        assert_eq!(served, Served::Cache);
+        assert_eq!(again.id, first.id);
+        let events = log.events.lock().unwrap();
+        assert_eq!(events.len(), 1, "a cache hit records nothing");
+        let event = &events[0];
+        assert_eq!(event.analysis, *first);
+        assert_eq!(event.analysis.limit, 3);
+        assert_eq!(event.posts.len(), 3);
+        assert_eq!(event.posts[0].post.id, "0");
+        assert_eq!(event.posts[0].prediction.label, Emotion::Joy);
+        assert!(event.timings.inference_ms >= 100.0, "{:?}", event.timings);
+        assert!(!first.id.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_broken_event_log_does_not_fail_the_answer() {
+        let log = Arc::new(RecordingLog {
+            broken: true,
+            ..Default::default()
+        });
+        let (service, _) = service_with_log(Arc::new(MapCache::default()), log);
+        let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+        assert_eq!(served, Served::Inference);
     }
 
     fn keyword() -> Keyword {

@@ -101,6 +101,8 @@ impl From<Served> for ServedFrom {
 /// `POST /analyze`'s answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AnalyzeResponse {
+    /// The analysis' id in the store (a cached answer keeps the id it was computed with).
+    pub analysis_id: String,
     pub keyword: String,
     /// Posts analysed.
     pub count: u32,
@@ -125,6 +127,7 @@ impl AnalyzeResponse {
         seconds: f64,
     ) -> Self {
         AnalyzeResponse {
+            analysis_id: analysis.id.clone(),
             keyword: analysis.keyword.clone(),
             count: analysis.count,
             agg: analysis.agg.clone(),

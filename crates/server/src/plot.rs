@@ -169,7 +169,9 @@ mod tests {
             })
             .collect();
         Analysis {
+            id: "01".into(),
             keyword: "AI".into(),
+            limit: 10,
             count: predictions.len() as u32,
             agg: aggregate(&predictions),
             model: "test-model".into(),

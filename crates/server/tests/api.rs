@@ -16,7 +16,7 @@ use moodwire_core::Prediction;
 use moodwire_model::{Engine, EngineOptions, Infer, InferOptions, ModelDir};
 use moodwire_server::{router, serve, AppState};
 use moodwire_sources::SampleCorpus;
-use moodwire_storage::MemoryCache;
+use moodwire_storage::{Journal, MemoryCache};
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,6 +44,8 @@ impl Classifier for CountingClassifier {
 
 struct TestApp {
     base: String,
+    journal: Journal,
+    _data: tempfile::TempDir,
     classifier: Arc<CountingClassifier>,
     client: reqwest::Client,
 }
@@ -76,7 +78,14 @@ async fn spawn_app_with(options: InferOptions) -> TestApp {
     });
     let corpus = Arc::new(SampleCorpus::load(&repo("data/sample")).unwrap());
     let cache = Arc::new(MemoryCache::new(Duration::from_secs(3600), 1000));
-    let service = Arc::new(AnalysisService::new(corpus, classifier.clone(), cache));
+    let data = tempfile::tempdir().unwrap();
+    let journal = Journal::open(data.path()).await.unwrap();
+    let service = Arc::new(AnalysisService::new(
+        corpus,
+        classifier.clone(),
+        cache,
+        Arc::new(journal.clone()),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = router(AppState::new(service, Duration::from_secs(60)));
@@ -88,6 +97,8 @@ async fn spawn_app_with(options: InferOptions) -> TestApp {
     ));
     TestApp {
         base,
+        journal,
+        _data: data,
         classifier,
         client: reqwest::Client::new(),
     }
@@ -163,6 +174,12 @@ async fn a_miss_then_a_hit_with_the_same_breakdown_and_a_valid_plot() {
         .await;
     assert_eq!(without_plot["plot_base64"], Value::Null);
     assert_eq!(without_plot["source"], "cache");
+
+    // One computed analysis, one event; the cached answers carry the same id.
+    assert_eq!(app.journal.pending().await.unwrap(), 1);
+    assert!(!first["analysis_id"].as_str().unwrap().is_empty());
+    assert_eq!(first["analysis_id"], second["analysis_id"]);
+    assert_eq!(first["analysis_id"], without_plot["analysis_id"]);
 }
 
 #[tokio::test]
@@ -197,6 +214,11 @@ async fn one_hundred_concurrent_misses_run_inference_once() {
         assert_eq!(agg.get_or_insert(this.clone()), &this);
     }
     assert_eq!(app.classifier.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        app.journal.pending().await.unwrap(),
+        1,
+        "one event per computed analysis"
+    );
 }
 
 #[tokio::test]

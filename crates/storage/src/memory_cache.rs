@@ -38,6 +38,23 @@ impl ResultCache for MemoryCache {
             .await;
         Ok(())
     }
+
+    /// The cursor is an offset into moka's iteration order.
+    async fn scan(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
+        let page: Vec<Analysis> = self
+            .entries
+            .iter()
+            .skip(cursor as usize)
+            .take(count)
+            .map(|(_, analysis)| Analysis::clone(&analysis))
+            .collect();
+        let next = if page.len() < count {
+            0
+        } else {
+            cursor + page.len() as u64
+        };
+        Ok((next, page))
+    }
 }
 
 #[cfg(test)]
@@ -47,7 +64,9 @@ mod tests {
 
     fn analysis() -> Analysis {
         Analysis {
+            id: "01".into(),
             keyword: "ai".into(),
+            limit: 10,
             count: 0,
             agg: aggregate(&[]),
             model: "m".into(),

@@ -151,6 +151,37 @@ impl ResultCache for RedisCache {
             .await
     }
 
+    /// `SCAN` over the key prefix (never `KEYS`, which blocks Redis), then one `MGET`.
+    async fn scan(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
+        let mut connection = self.manager().await?;
+        let pattern = format!("{}*", escape_glob(&self.config.key_prefix));
+        let (next, keys): (u64, Vec<String>) = self
+            .deadline(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        if keys.is_empty() {
+            return Ok((next, Vec::new()));
+        }
+        let values: Vec<Option<Vec<u8>>> = self
+            .deadline(redis::cmd("MGET").arg(&keys).query_async(&mut connection))
+            .await?;
+        // Entries that expired between SCAN and MGET come back empty; unreadable ones
+        // (another build's format) are left to expire.
+        let analyses = values
+            .into_iter()
+            .flatten()
+            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .collect();
+        Ok((next, analyses))
+    }
+
     async fn check(&self) -> Result<(), CacheError> {
         let mut connection = self.manager().await?;
         self.deadline(async move {
@@ -161,4 +192,16 @@ impl ResultCache for RedisCache {
         .await
         .map(drop)
     }
+}
+
+/// `prefix` as a literal in a Redis glob pattern.
+fn escape_glob(prefix: &str) -> String {
+    let mut escaped = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }

@@ -69,7 +69,9 @@ impl Drop for RedisServer {
 
 fn analysis(keyword: &str) -> Analysis {
     Analysis {
+        id: "01".into(),
         keyword: keyword.into(),
+        limit: 10,
         count: 0,
         agg: aggregate(&[]),
         model: "m".into(),

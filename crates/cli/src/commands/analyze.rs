@@ -1,6 +1,6 @@
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use base64::Engine as _;
@@ -30,8 +30,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let limit = Limit::parse(args.limit).context("invalid --limit")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let (analysis, served) = runtime.block_on(async {
-        let service = args.pipeline.build_service().await?;
-        anyhow::Ok(service.analyze(&keyword, limit).await?)
+        let pipeline = args.pipeline.build().await?;
+        let answer = pipeline.service.analyze(&keyword, limit).await?;
+        if let Some(forwarder) = &pipeline.events.forwarder {
+            forward_before_exit(forwarder).await;
+        }
+        anyhow::Ok(answer)
     })?;
     let png = plot::render_png(&analysis)?;
     if let Some(path) = &args.plot {
@@ -47,4 +51,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, &body)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// Hands the new event to Kafka now rather than at the next `serve`, `worker` or `sync`;
+/// if the broker is away it stays in the journal, which is not an error of this command.
+pub async fn forward_before_exit(forwarder: &moodwire_storage::KafkaForwarder) {
+    match tokio::time::timeout(Duration::from_secs(10), forwarder.forward_all()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the event stays in the local journal until the broker is back")
+        }
+        Err(_) => tracing::warn!("the broker is slow; the event stays in the local journal"),
+    }
 }

@@ -90,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let keyword = Keyword::parse(&args.keyword)?;
     let runtime = tokio::runtime::Runtime::new()?;
     rows.extend(runtime.block_on(async {
-        let service = Arc::new(args.pipeline.build_service().await?);
+        let service = args.pipeline.build().await?.service;
         end_to_end(service, &keyword, args.repeats, args.hits).await
     })?);
 

@@ -5,6 +5,9 @@ pub mod eval;
 pub mod index;
 pub mod model;
 pub mod serve;
+pub mod sync;
+pub mod warm;
+pub mod worker;
 
 use std::io::BufRead;
 

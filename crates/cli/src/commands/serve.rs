@@ -5,7 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use moodwire_server::{router, serve, AppState};
 
-use crate::wiring::PipelineArgs;
+use crate::background::Background;
+use crate::wiring::{PipelineArgs, WorkerArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,8 +19,14 @@ pub struct Args {
     /// On SIGTERM / Ctrl-C, how long in-flight requests may still take, in seconds.
     #[arg(long, env = "MOODWIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
+    /// Serve only: leave the background jobs (idle sync, recovery, warmer) to
+    /// `moodwire worker` processes. Forwarding events to Kafka still runs here.
+    #[arg(long, env = "MOODWIRE_NO_WORKER")]
+    no_worker: bool,
     #[command(flatten)]
     pipeline: PipelineArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -27,7 +34,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(config = ?args, source = ?args.pipeline.source(), "starting moodwire serve");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let service = Arc::new(args.pipeline.build_service().await?);
+        let mut pipeline = args.pipeline.build().await?;
+        let service = Arc::clone(&pipeline.service);
+        let worker = (!args.no_worker).then_some((
+            &args.worker,
+            &args.pipeline.events,
+            &args.pipeline.cache,
+        ));
+        let background = Background::start(&mut pipeline, worker)?;
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -37,19 +51,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "listening on http://{local}"
         );
         let state = AppState::new(service, Duration::from_secs(args.request_timeout_secs));
-        serve(
-            listener,
-            router(state),
-            shutdown_signal(),
-            Duration::from_secs(args.shutdown_grace_secs),
-        )
-        .await
-        .context("the server failed")
+        let grace = Duration::from_secs(args.shutdown_grace_secs);
+        let served = serve(listener, router(state), shutdown_signal(), grace)
+            .await
+            .context("the server failed");
+        background.stop(grace).await;
+        served
     })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");

@@ -27,3 +27,16 @@ pub fn spawn_server(mut command: Command) -> (Child, String, Receiver<String>) {
     });
     (child, address, rest)
 }
+
+/// A data folder of its own for one moodwire process (journal, embedded store), under
+/// the target folder's scratch space, so tests never share or leave state in `data/`.
+#[allow(dead_code)] // Not every test binary needs one.
+pub fn isolated_data_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "moodwire-data-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}

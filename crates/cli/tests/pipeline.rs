@@ -1,0 +1,758 @@
+//! The pipeline behind the API: analyses -> event log (journal or Kafka) -> idle sync
+//! -> store (SQLite or PostgreSQL), against real services, with faults. Each test has
+//! its own data folder, database and topic.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use moodwire_core::ports::EventLog;
+use moodwire_core::{
+    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Post, PostsSource, Prediction, Timings,
+};
+use moodwire_storage::{Journal, KafkaConfig, KafkaForwarder};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run `make test`, or `scripts/services.sh up` and `set -a; . .services/env`")
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap()
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` until it is true or `within` passes.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A fresh database on the shared test PostgreSQL.
+async fn fresh_database(admin: &str) -> String {
+    let name = unique("mw_pipeline");
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+/// `SELECT count(*)`-like query on PostgreSQL; None while the database is away.
+async fn pg_scalar(url: &str, sql: &str) -> Option<i64> {
+    let mut conn = sqlx::PgConnection::connect(url).await.ok()?;
+    sqlx::query_scalar(&format!("SELECT ({sql})::bigint"))
+        .fetch_one(&mut conn)
+        .await
+        .ok()
+}
+
+async fn sqlite_scalar(path: &Path, sql: &str) -> Option<i64> {
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .ok()?;
+    sqlx::query_scalar(sql).fetch_one(&mut conn).await.ok()
+}
+
+/// One moodwire installation: its data folder and the CPU reading its gates see.
+struct Setup {
+    data: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn new(env: &[(&str, &str)]) -> Setup {
+        let data = tempfile::tempdir().unwrap();
+        let setup = Setup {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            data,
+        };
+        setup.set_cpu(5.0);
+        setup
+    }
+
+    fn cpu_file(&self) -> PathBuf {
+        self.data.path().join("cpu-reading")
+    }
+
+    fn set_cpu(&self, percent: f32) {
+        std::fs::write(self.cpu_file(), percent.to_string()).unwrap();
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.data.path().join("journal.sqlite")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_moodwire"));
+        command
+            .args(args)
+            .current_dir(repo())
+            .env_remove("REDDIT_CLIENT_ID")
+            .env_remove("KAFKA_BROKERS")
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("MOODWIRE_SOURCE", "sample")
+            .env("MOODWIRE_DATA_DIR", self.data.path())
+            .env("MOODWIRE_CPU_READING_FILE", self.cpu_file())
+            // No warming unless a test asks: it would add analyses to the counts.
+            .env("MOODWIRE_WARM_MAX", "0")
+            .env("RUST_LOG", "moodwire=info,moodwire_worker=info,warn")
+            .env("NO_COLOR", "1");
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    fn serve(&self) -> Server {
+        let mut command = self.command(&["serve", "--addr", "127.0.0.1:0"]);
+        command.stdout(Stdio::null());
+        let (child, address, log) = common::spawn_server(command);
+        // Shown when a test fails (the test harness captures this thread's output).
+        std::thread::spawn(move || {
+            for line in log {
+                eprintln!("[serve] {line}");
+            }
+        });
+        Server { child, address }
+    }
+
+    /// `moodwire worker`, its log collected for inspection.
+    fn worker(&self, extra: &[&str]) -> Worker {
+        let mut args = vec!["worker"];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("[worker] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Worker { child, log }
+    }
+
+    async fn journal_len(&self) -> i64 {
+        sqlite_scalar(&self.journal_path(), "SELECT count(*) FROM events")
+            .await
+            .unwrap_or(-1)
+    }
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    async fn analyze(&self, keyword: &str) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/analyze", self.address))
+            .json(&json!({"keyword": keyword, "limit": 20, "return_plot": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.address))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+struct Worker {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Worker {
+    fn logged(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// The value of a Prometheus sample line `name value`.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// A synthetic computed analysis with `posts` posts (ids unique to it).
+fn synthetic_event(i: usize, posts: usize) -> AnalysisRecorded {
+    let classified: Vec<ClassifiedPost> = (0..posts)
+        .map(|j| {
+            let mut p = [0.02f32; 6];
+            p[(i + j) % 6] = 0.9;
+            ClassifiedPost {
+                post: Post {
+                    id: format!("e{i}p{j}"),
+                    subreddit: "test".into(),
+                    author: "a".into(),
+                    created_utc: Utc::now().timestamp(),
+                    title: format!("post {j} of event {i}"),
+                    selftext: String::new(),
+                    score: 0,
+                    permalink: String::new(),
+                },
+                prediction: Prediction::from_probabilities(p),
+            }
+        })
+        .collect();
+    let predictions: Vec<_> = classified.iter().map(|c| c.prediction.clone()).collect();
+    AnalysisRecorded::new(
+        Analysis {
+            id: format!("synthetic-{i}-{}", unique("e")),
+            keyword: format!("keyword {}", i % 17),
+            limit: posts as u32,
+            count: posts as u32,
+            agg: aggregate(&predictions),
+            model: "test-model".into(),
+            posts_source: PostsSource::Sample,
+            analyzed_at: Utc::now(),
+        },
+        classified,
+        Timings::default(),
+    )
+}
+
+async fn fill_journal(dir: &Path, events: usize, posts: usize) {
+    let journal = Journal::open(dir).await.unwrap();
+    for i in 0..events {
+        journal.append(&synthetic_event(i, posts)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_defaults_sync_analyses_into_sqlite_once_idle() {
+    let setup = Setup::new(&[]);
+    setup.set_cpu(90.0);
+    let server = setup.serve();
+    let first = server.analyze("AI").await;
+    server.analyze("climate change").await;
+    let cached = server.analyze(" ai ").await;
+    assert_eq!(cached["source"], "cache");
+    assert_eq!(cached["analysis_id"], first["analysis_id"]);
+
+    // Busy: the sync waits, the backlog shows in /metrics and stays on disk.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let store = setup.data.path().join("moodwire.sqlite");
+    assert_eq!(
+        sqlite_scalar(&store, "SELECT count(*) FROM analyses").await,
+        Some(0)
+    );
+    assert_eq!(setup.journal_len().await, 2);
+    assert_eq!(
+        metric(&server.metrics().await, "moodwire_sync_backlog_events"),
+        Some(2.0)
+    );
+
+    // Idle: it drains.
+    setup.set_cpu(5.0);
+    eventually(
+        Duration::from_secs(20),
+        "the analyses in SQLite",
+        || async { sqlite_scalar(&store, "SELECT count(*) FROM analyses").await == Some(2) },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the journal truncated after the store commits",
+        || async { setup.journal_len().await == 0 },
+    )
+    .await;
+    let id = first["analysis_id"].as_str().unwrap();
+    assert_eq!(
+        sqlite_scalar(
+            &store,
+            &format!("SELECT count(*) FROM predictions WHERE analysis_id = '{id}'")
+        )
+        .await,
+        Some(20)
+    );
+    assert_eq!(
+        sqlite_scalar(
+            &store,
+            "SELECT count(DISTINCT label) FROM emotion_share_over_time WHERE keyword = 'ai'"
+        )
+        .await,
+        Some(6)
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the backlog at 0 in /metrics",
+        || async { metric(&server.metrics().await, "moodwire_sync_backlog_events") == Some(0.0) },
+    )
+    .await;
+    let metrics = server.metrics().await;
+    assert!(
+        metric(&metrics, "moodwire_sync_last_success_timestamp_seconds").is_some(),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analyses_flow_through_kafka_into_postgres() {
+    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let topic = unique("moodwire.analyses.test");
+    let setup = Setup::new(&[
+        ("KAFKA_BROKERS", &service_env("MOODWIRE_TEST_KAFKA_BROKERS")),
+        ("MOODWIRE_KAFKA_TOPIC", &topic),
+        ("MOODWIRE_KAFKA_GROUP", &unique("group")),
+        ("DATABASE_URL", &database),
+    ]);
+    let server = setup.serve();
+    let analysis = server.analyze("bitcoin").await;
+    server.analyze("rain").await;
+    eventually(
+        Duration::from_secs(30),
+        "the analyses in PostgreSQL",
+        || async { pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(2) },
+    )
+    .await;
+    let id = analysis["analysis_id"].as_str().unwrap();
+    assert_eq!(
+        pg_scalar(
+            &database,
+            &format!("SELECT post_count FROM analyses WHERE analysis_id = '{id}'")
+        )
+        .await,
+        Some(20)
+    );
+    assert_eq!(
+        pg_scalar(&database, "SELECT count(*) FROM analysis_emotions").await,
+        Some(12)
+    );
+    assert_eq!(
+        pg_scalar(
+            &database,
+            "SELECT count(DISTINCT keyword) FROM emotion_share_over_time"
+        )
+        .await,
+        Some(2)
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the journal forwarded to the broker",
+        || async { setup.journal_len().await == 0 },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_database_only_delays_the_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = dir.path().join("pg");
+    let port = free_port().to_string();
+    let services = |args: &[&str]| {
+        let status = Command::new(repo().join("scripts/services.sh"))
+            .args(args)
+            .current_dir(repo())
+            .status()
+            .unwrap();
+        assert!(status.success(), "services.sh {args:?}");
+    };
+    services(&["pg-start", pg.to_str().unwrap(), &port]);
+    let database = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let setup = Setup::new(&[("DATABASE_URL", &database)]);
+    let server = setup.serve();
+    server.analyze("first").await;
+    eventually(
+        Duration::from_secs(20),
+        "the first analysis stored",
+        || async { pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(1) },
+    )
+    .await;
+
+    services(&["pg-stop", pg.to_str().unwrap()]);
+    server.analyze("second").await;
+    server.analyze("third").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        setup.journal_len().await,
+        2,
+        "the events wait in the journal"
+    );
+
+    services(&["pg-start", pg.to_str().unwrap(), &port]);
+    eventually(
+        Duration::from_secs(90),
+        "the backlog stored after the restart",
+        || async { pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(3) },
+    )
+    .await;
+    assert_eq!(
+        pg_scalar(&database, "SELECT sum(analyses) FROM keywords").await,
+        Some(3)
+    );
+    drop(server);
+    services(&["pg-stop", pg.to_str().unwrap()]);
+}
+
+/// A private Tansu broker the test may stop and start.
+struct Broker {
+    port: u16,
+    process: Option<Child>,
+}
+
+impl Broker {
+    fn start(port: u16) -> Broker {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let process = Command::new(service_env("MOODWIRE_TEST_TANSU_BIN"))
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker {
+            port,
+            process: Some(process),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill().ok();
+            p.wait().ok();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_broker_only_delays_events() {
+    let mut broker = Broker::start(free_port());
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let setup = Setup::new(&[
+        ("KAFKA_BROKERS", &brokers),
+        ("MOODWIRE_KAFKA_TOPIC", "moodwire.analyses"),
+        ("DATABASE_URL", &database),
+    ]);
+    let server = setup.serve();
+    server.analyze("before").await;
+    eventually(
+        Duration::from_secs(30),
+        "the first analysis stored",
+        || async { pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(1) },
+    )
+    .await;
+
+    broker.stop();
+    server.analyze("during one").await;
+    server.analyze("during two").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(setup.journal_len().await, 2, "spooled on local disk");
+
+    // The broker comes back empty (in-memory storage): the spooled events are all it gets.
+    let _broker = Broker::start(broker.port);
+    eventually(
+        Duration::from_secs(120),
+        "the spooled events stored",
+        || async { pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(3) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_worker_loses_nothing_and_duplicates_nothing() {
+    const EVENTS: usize = 400;
+    const POSTS: usize = 10;
+    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let topic = unique("moodwire.analyses.kill");
+    let setup = Setup::new(&[
+        ("KAFKA_BROKERS", &service_env("MOODWIRE_TEST_KAFKA_BROKERS")),
+        ("MOODWIRE_KAFKA_TOPIC", &topic),
+        ("MOODWIRE_KAFKA_GROUP", &unique("group")),
+        ("DATABASE_URL", &database),
+        ("MOODWIRE_SYNC_BATCH", "10"),
+    ]);
+    fill_journal(setup.data.path(), EVENTS, POSTS).await;
+
+    let worker = setup.worker(&[]);
+    eventually(Duration::from_secs(60), "the worker under way", || async {
+        pg_scalar(&database, "SELECT count(*) FROM analyses")
+            .await
+            .unwrap_or(0)
+            >= 30
+    })
+    .await;
+    drop(worker); // SIGKILL mid-stream
+    let stored = pg_scalar(&database, "SELECT count(*) FROM analyses")
+        .await
+        .unwrap();
+    assert!(
+        stored < EVENTS as i64,
+        "killed before the end ({stored} stored)"
+    );
+
+    let _again = setup.worker(&[]);
+    eventually(
+        Duration::from_secs(120),
+        "every analysis stored",
+        || async {
+            pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(EVENTS as i64)
+        },
+    )
+    .await;
+    assert_eq!(
+        pg_scalar(&database, "SELECT count(*) FROM predictions").await,
+        Some((EVENTS * POSTS) as i64)
+    );
+    assert_eq!(
+        pg_scalar(&database, "SELECT sum(analyses) FROM keywords").await,
+        Some(EVENTS as i64),
+        "redelivered events are not counted twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_in_one_group_share_the_partitions() {
+    const EVENTS: usize = 300;
+    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let kafka = KafkaConfig {
+        brokers: service_env("MOODWIRE_TEST_KAFKA_BROKERS"),
+        topic: unique("moodwire.analyses.pair"),
+        group: unique("group"),
+        partitions: 4,
+    };
+    let env = [
+        ("KAFKA_BROKERS", kafka.brokers.as_str()),
+        ("MOODWIRE_KAFKA_TOPIC", kafka.topic.as_str()),
+        ("MOODWIRE_KAFKA_GROUP", kafka.group.as_str()),
+        ("DATABASE_URL", database.as_str()),
+        ("MOODWIRE_SYNC_BATCH", "5"),
+    ];
+    let (one, two) = (Setup::new(&env), Setup::new(&env));
+    kafka.ensure_topic().await.unwrap();
+    let workers = [one.worker(&[]), two.worker(&[])];
+    // Let both join the group before anything arrives.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    let outbox = tempfile::tempdir().unwrap();
+    fill_journal(outbox.path(), EVENTS, 2).await;
+    let forwarder =
+        KafkaForwarder::new(Journal::open(outbox.path()).await.unwrap(), &kafka).unwrap();
+    assert_eq!(forwarder.forward_all().await.unwrap(), EVENTS);
+
+    eventually(
+        Duration::from_secs(120),
+        "every analysis stored",
+        || async {
+            pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(EVENTS as i64)
+        },
+    )
+    .await;
+    for (i, worker) in workers.iter().enumerate() {
+        assert!(
+            worker.logged("synced a batch") > 0,
+            "worker {i} took no partition: {:?}",
+            worker.log.lock().unwrap()
+        );
+    }
+    assert_eq!(
+        pg_scalar(&database, "SELECT sum(analyses) FROM keywords").await,
+        Some(EVENTS as i64)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_backfills_an_analysis_the_store_lost_from_the_cache() {
+    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let prefix = format!("{}:", unique("recovery"));
+    let env = [
+        ("REDIS_URL", service_env("MOODWIRE_TEST_REDIS_URL")),
+        ("MOODWIRE_REDIS_PREFIX", prefix),
+        ("DATABASE_URL", database.clone()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let setup = Setup::new(&env);
+    let server = setup.serve();
+    let lost = server.analyze("lost keyword").await;
+    server.analyze("kept keyword").await;
+    eventually(Duration::from_secs(30), "both analyses stored", || async {
+        pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(2)
+    })
+    .await;
+    drop(server);
+    let id = lost["analysis_id"].as_str().unwrap();
+    let mut conn = sqlx::PgConnection::connect(&database).await.unwrap();
+    sqlx::query("DELETE FROM analyses WHERE analysis_id = $1")
+        .bind(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    // `moodwire sync` from another machine (its own data folder) sharing Redis and the store.
+    let other = Setup::new(&env);
+    let out = other.command(&["sync"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["recovery"],
+        json!({"scanned": 2, "backfilled": 1}),
+        "{report}"
+    );
+    assert_eq!(
+        pg_scalar(
+            &database,
+            &format!("SELECT count(*) FROM analyses WHERE analysis_id = '{id}' AND recovered")
+        )
+        .await,
+        Some(1)
+    );
+    assert_eq!(
+        pg_scalar(
+            &database,
+            &format!("SELECT count(*) FROM analysis_emotions WHERE analysis_id = '{id}'")
+        )
+        .await,
+        Some(6)
+    );
+
+    // A second pass finds nothing more to do.
+    let again: Value =
+        serde_json::from_slice(&other.command(&["sync"]).output().unwrap().stdout).unwrap();
+    assert_eq!(again["recovery"]["backfilled"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_warmer_refreshes_seed_keywords_when_quiet_and_skips_when_busy() {
+    let seeds = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(seeds.path(), "# hot topics\nbitcoin\nclimate change\n").unwrap();
+    let prefix = format!("{}:", unique("warm"));
+    let redis = service_env("MOODWIRE_TEST_REDIS_URL");
+    let seeds_path = seeds.path().to_str().unwrap();
+    let setup = Setup::new(&[
+        ("REDIS_URL", redis.as_str()),
+        ("MOODWIRE_REDIS_PREFIX", prefix.as_str()),
+        ("MOODWIRE_WARM_SEEDS", seeds_path),
+        ("MOODWIRE_WARM_MAX", "10"),
+        ("MOODWIRE_WARM_PACE_SECS", "0"),
+    ]);
+    let warm = || {
+        let out = setup.command(&["warm"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+
+    setup.set_cpu(90.0);
+    let busy = warm();
+    assert_eq!(busy["skipped_busy"], true, "{busy}");
+    assert_eq!(busy["refreshed"], json!([]));
+
+    setup.set_cpu(5.0);
+    let first = warm();
+    assert_eq!(
+        first["refreshed"],
+        json!(["bitcoin", "climate change"]),
+        "{first}"
+    );
+    // The refreshed entries are in the shared cache: a second cycle leaves them alone.
+    let second = warm();
+    assert_eq!(second["refreshed"], json!([]), "{second}");
+    assert_eq!(second["fresh"], 2);
+
+    // A server on the same Redis answers the warmed question from the cache.
+    let server = setup.serve();
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/analyze", server.address))
+        .json(&json!({"keyword": "Bitcoin", "return_plot": false}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["source"], "cache", "{body}");
+}

@@ -1,0 +1,158 @@
+//! What the request path tells the rest of the system: one event per computed analysis.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Analysis, ClassifiedPost, Keyword};
+
+/// Version of the [`AnalysisRecorded`] JSON. Bump it on any change a reader must know
+/// about; readers reject versions they do not know instead of guessing.
+pub const EVENT_VERSION: u32 = 1;
+
+/// An analysis was computed (not served from the cache): the aggregate and every
+/// post with its prediction. Appended to the event log, drained into the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisRecorded {
+    pub version: u32,
+    pub analysis: Analysis,
+    pub posts: Vec<ClassifiedPost>,
+    pub timings: Timings,
+    /// True when rebuilt from a cached analysis by recovery: the posts are not known then.
+    #[serde(default)]
+    pub recovered: bool,
+}
+
+/// Where the time of a computed analysis went, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub fetch_ms: f64,
+    pub inference_ms: f64,
+}
+
+impl AnalysisRecorded {
+    pub fn new(analysis: Analysis, posts: Vec<ClassifiedPost>, timings: Timings) -> Self {
+        AnalysisRecorded {
+            version: EVENT_VERSION,
+            analysis,
+            posts,
+            timings,
+            recovered: false,
+        }
+    }
+
+    /// An analysis found in the cache but missing from the store: the aggregate only.
+    pub fn recovered(analysis: Analysis) -> Self {
+        AnalysisRecorded {
+            version: EVENT_VERSION,
+            analysis,
+            posts: Vec::new(),
+            timings: Timings::default(),
+            recovered: true,
+        }
+    }
+
+    /// The keyword's normalized form: the partition key (one keyword's events stay in
+    /// order) and the store's registry key.
+    pub fn keyword_key(&self) -> String {
+        normalized_keyword(&self.analysis.keyword)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec(self).expect("an event serializes to JSON")
+    }
+
+    /// Parses an event, refusing versions this build does not understand.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, EventDecodeError> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            version: u32,
+        }
+        let envelope: Envelope = serde_json::from_slice(bytes)
+            .map_err(|e| EventDecodeError::Malformed(e.to_string()))?;
+        if envelope.version != EVENT_VERSION {
+            return Err(EventDecodeError::UnknownVersion(envelope.version));
+        }
+        serde_json::from_slice(bytes).map_err(|e| EventDecodeError::Malformed(e.to_string()))
+    }
+}
+
+/// The normalized form of a stored keyword (which was a valid [`Keyword`] when asked).
+pub fn normalized_keyword(keyword: &str) -> String {
+    Keyword::parse(keyword)
+        .map(|k| k.normalized())
+        .unwrap_or_else(|_| keyword.trim().to_lowercase())
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventDecodeError {
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    #[error("event version {0} is not known to this build (it knows {EVENT_VERSION})")]
+    UnknownVersion(u32),
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::{aggregate, Emotion, Post, PostsSource, Prediction};
+
+    fn event() -> AnalysisRecorded {
+        let prediction = Prediction::from_probabilities([0.1, 0.5, 0.1, 0.1, 0.1, 0.1]);
+        let post = Post {
+            id: "p1".into(),
+            subreddit: "s".into(),
+            author: "a".into(),
+            created_utc: 1_700_000_000,
+            title: "Ünïcode 🎉".into(),
+            selftext: String::new(),
+            score: 3,
+            permalink: String::new(),
+        };
+        let analysis = Analysis {
+            id: "0192".into(),
+            keyword: "  Rust  Lang ".trim().into(),
+            limit: 10,
+            count: 1,
+            agg: aggregate(std::slice::from_ref(&prediction)),
+            model: "m".into(),
+            posts_source: PostsSource::Sample,
+            analyzed_at: Utc::now(),
+        };
+        AnalysisRecorded::new(
+            analysis,
+            vec![ClassifiedPost { post, prediction }],
+            Timings {
+                fetch_ms: 1.5,
+                inference_ms: 2.5,
+            },
+        )
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let e = event();
+        assert_eq!(AnalysisRecorded::from_json(&e.to_json()).unwrap(), e);
+        assert_eq!(e.posts[0].prediction.label, Emotion::Joy);
+        assert_eq!(e.keyword_key(), "rust lang");
+    }
+
+    #[test]
+    fn unknown_versions_and_garbage_are_refused() {
+        let mut e = event();
+        e.version = EVENT_VERSION + 1;
+        assert_eq!(
+            AnalysisRecorded::from_json(&e.to_json()),
+            Err(EventDecodeError::UnknownVersion(EVENT_VERSION + 1))
+        );
+        assert!(matches!(
+            AnalysisRecorded::from_json(b"{not json"),
+            Err(EventDecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            AnalysisRecorded::from_json(br#"{"version":1}"#),
+            Err(EventDecodeError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,363 @@
+//! The event log on Kafka (topic `moodwire.analyses`, keyed by keyword).
+//!
+//! Requests never wait for the broker: they append to the local [`Journal`], which
+//! acts as a durable outbox, and the [`KafkaForwarder`] ships it to the topic with an
+//! idempotent, `acks=all` producer, deleting entries only once the broker has them.
+//! A dead broker therefore only grows the local journal. The [`KafkaFeed`] reads the
+//! topic in consumer group `moodwire-sync` and commits offsets only when told to
+//! (after the store's commit).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moodwire_core::ports::{EventBatch, EventFeed, EventLogError, LogPosition};
+use moodwire_core::AnalysisRecorded;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::journal::Journal;
+
+/// How long one blocking broker call (metadata, commit, offsets) may take.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    /// Partitions of the topic when moodwire creates it.
+    pub partitions: i32,
+}
+
+impl KafkaConfig {
+    pub const DEFAULT_TOPIC: &'static str = "moodwire.analyses";
+    pub const DEFAULT_GROUP: &'static str = "moodwire-sync";
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("socket.timeout.ms", "10000")
+            .set("socket.connection.setup.timeout.ms", "5000");
+        config
+    }
+
+    /// Creates the topic when it does not exist yet.
+    pub async fn ensure_topic(&self) -> Result<(), EventLogError> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .client()
+            .create()
+            .map_err(kafka_error("cannot create a Kafka admin client"))?;
+        let topic = NewTopic::new(&self.topic, self.partitions, TopicReplication::Fixed(1));
+        let options = AdminOptions::new().operation_timeout(Some(BROKER_TIMEOUT));
+        let results = admin.create_topics([&topic], &options).await;
+        // Destroying a librdkafka client can block while it winds down its broker
+        // threads: never on an async worker thread.
+        tokio::task::spawn_blocking(move || drop(admin));
+        let results = results.map_err(kafka_error("cannot create the Kafka topic"))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(EventLogError(format!(
+                        "cannot create the Kafka topic {topic}: {code}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn kafka_error(context: &str) -> impl Fn(rdkafka::error::KafkaError) -> EventLogError + '_ {
+    move |e| EventLogError(format!("{context}: {e}"))
+}
+
+/// Ships the journal (the outbox) to the topic, oldest first.
+pub struct KafkaForwarder {
+    journal: Journal,
+    /// Replaced after a failure: a fresh idempotent producer gets a fresh producer id,
+    /// so a broker that lost its state (a rebuilt cluster) does not reject its sequence.
+    producer: std::sync::Mutex<FutureProducer>,
+    config: KafkaConfig,
+}
+
+impl KafkaForwarder {
+    const BATCH: usize = 500;
+
+    pub fn new(journal: Journal, config: &KafkaConfig) -> Result<Self, EventLogError> {
+        Ok(KafkaForwarder {
+            journal,
+            producer: std::sync::Mutex::new(Self::producer(config)?),
+            config: config.clone(),
+        })
+    }
+
+    fn producer(config: &KafkaConfig) -> Result<FutureProducer, EventLogError> {
+        config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            // A batch the broker has not taken by then is retried from the journal.
+            .set("message.timeout.ms", "15000")
+            .create()
+            .map_err(kafka_error("cannot create the Kafka producer"))
+    }
+
+    fn current_producer(&self) -> FutureProducer {
+        // The lock only guards a swap of a cheap handle; a panic cannot leave it torn.
+        self.producer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// After a failure: a new producer, and the topic made sure of, for a broker that
+    /// may have come back without them.
+    async fn recover(&self) {
+        match Self::producer(&self.config) {
+            Ok(fresh) => {
+                let old = std::mem::replace(
+                    &mut *self
+                        .producer
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                    fresh,
+                );
+                // Dropping a producer flushes and destroys it, which can block.
+                tokio::task::spawn_blocking(move || drop(old));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot recreate the Kafka producer"),
+        }
+        if let Err(e) = self.config.ensure_topic().await {
+            tracing::debug!(error = %e, "the topic cannot be checked yet");
+        }
+    }
+
+    /// Sends what the journal holds, batch by batch, until it is empty. Returns how
+    /// many events the broker acknowledged.
+    pub async fn forward_all(&self) -> Result<usize, EventLogError> {
+        let mut forwarded = 0;
+        loop {
+            let entries = self.journal.oldest(Self::BATCH).await?;
+            let Some(&(last, _, _)) = entries.last() else {
+                return Ok(forwarded);
+            };
+            self.send(&entries).await?;
+            self.journal.truncate_before(last + 1).await?;
+            forwarded += entries.len();
+            metrics::counter!("moodwire_events_forwarded_total").increment(entries.len() as u64);
+        }
+    }
+
+    async fn send(&self, entries: &[(i64, String, Vec<u8>)]) -> Result<(), EventLogError> {
+        let producer = self.current_producer();
+        let deliveries = entries.iter().map(|(_, key, payload)| {
+            producer.send(
+                FutureRecord::to(&self.config.topic)
+                    .key(key)
+                    .payload(payload),
+                Duration::from_secs(5),
+            )
+        });
+        // `message.timeout.ms` bounds each delivery; this bounds the batch regardless.
+        let delivered = tokio::time::timeout(
+            Duration::from_secs(30),
+            futures_util::future::join_all(deliveries),
+        )
+        .await
+        .map_err(|_| EventLogError("the broker did not acknowledge within 30 s".into()))?;
+        for delivery in delivered {
+            delivery.map_err(|(e, _)| {
+                EventLogError(format!("the broker did not take an event: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Forwards until `stop` resolves: at once when the journal has entries, with
+    /// backoff (up to a minute) while the broker is away.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let pause = match self.forward_all().await {
+                Ok(_) => {
+                    backoff = Duration::from_millis(200);
+                    Duration::from_millis(100)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot forward events to Kafka; they stay in the journal");
+                    self.recover().await;
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    pause
+                }
+            };
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// One member of the consumer group reading the topic.
+pub struct KafkaFeed {
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+}
+
+impl KafkaFeed {
+    pub fn subscribe(config: &KafkaConfig) -> Result<Self, EventLogError> {
+        let consumer: StreamConsumer = config
+            .client()
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            // Short, so a dead member's partitions move on quickly.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            // Notice a re-created topic (a broker rebuilt from scratch) within seconds.
+            .set("topic.metadata.refresh.interval.ms", "5000")
+            .create()
+            .map_err(kafka_error("cannot create the Kafka consumer"))?;
+        consumer
+            .subscribe(&[&config.topic])
+            .map_err(kafka_error("cannot subscribe to the Kafka topic"))?;
+        Ok(KafkaFeed {
+            consumer: Arc::new(consumer),
+            topic: config.topic.clone(),
+        })
+    }
+
+    /// Runs a blocking librdkafka call off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&StreamConsumer) -> Result<T, EventLogError> + Send + 'static,
+    ) -> Result<T, EventLogError> {
+        let consumer = Arc::clone(&self.consumer);
+        tokio::task::spawn_blocking(move || call(&consumer))
+            .await
+            .map_err(|e| EventLogError(format!("a Kafka call panicked: {e}")))?
+    }
+}
+
+#[async_trait]
+impl EventFeed for KafkaFeed {
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<EventBatch, EventLogError> {
+        let mut batch = EventBatch::default();
+        let mut next_offsets = BTreeMap::new();
+        // The first message may take `wait`; after it, take what is already there.
+        let mut deadline = tokio::time::Instant::now() + wait;
+        let mut last_error = None;
+        while batch.events.len() + batch.rejected < max {
+            let message = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Err(_) => break,
+                // librdkafka reports broker trouble here and carries on (reconnecting,
+                // rejoining the group): note it and keep reading until the deadline.
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "Kafka consumer error");
+                    last_error = Some(e);
+                    continue;
+                }
+                Ok(Ok(message)) => message,
+            };
+            next_offsets.insert(message.partition(), message.offset() + 1);
+            match AnalysisRecorded::from_json(message.payload().unwrap_or_default()) {
+                Ok(event) => batch.events.push(event),
+                Err(e) => {
+                    batch.rejected += 1;
+                    tracing::error!(partition = message.partition(), offset = message.offset(), error = %e, "skipping an unreadable Kafka event");
+                }
+            }
+            deadline = tokio::time::Instant::now() + Duration::from_millis(20);
+        }
+        if let (true, Some(e)) = (batch.is_empty(), last_error) {
+            return Err(kafka_error("cannot read from Kafka")(e));
+        }
+        batch.position = LogPosition(next_offsets.into_iter().collect());
+        Ok(batch)
+    }
+
+    async fn commit(&mut self, position: &LogPosition) -> Result<(), EventLogError> {
+        if position.0.is_empty() {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for &(partition, next) in &position.0 {
+            offsets
+                .add_partition_offset(&self.topic, partition, Offset::Offset(next))
+                .map_err(kafka_error("bad offset"))?;
+        }
+        self.blocking(move |consumer| {
+            consumer
+                .commit(&offsets, CommitMode::Sync)
+                .map_err(kafka_error("cannot commit Kafka offsets"))
+        })
+        .await
+    }
+
+    async fn rewind(&mut self) -> Result<(), EventLogError> {
+        self.blocking(|consumer| {
+            let committed = consumer
+                .committed(BROKER_TIMEOUT)
+                .map_err(kafka_error("cannot read committed offsets"))?;
+            for elem in committed.elements() {
+                let offset = match elem.offset() {
+                    Offset::Offset(n) => Offset::Offset(n),
+                    _ => Offset::Beginning,
+                };
+                consumer
+                    .seek(elem.topic(), elem.partition(), offset, BROKER_TIMEOUT)
+                    .map_err(kafka_error("cannot rewind the Kafka consumer"))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The group's lag over every partition of the topic.
+    async fn backlog(&mut self) -> Result<u64, EventLogError> {
+        let topic = self.topic.clone();
+        self.blocking(move |consumer| {
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), BROKER_TIMEOUT)
+                .map_err(kafka_error("cannot read Kafka metadata"))?;
+            let mut all = TopicPartitionList::new();
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    all.add_partition(&topic, p.id());
+                }
+            }
+            let committed = consumer
+                .committed_offsets(all, BROKER_TIMEOUT)
+                .map_err(kafka_error("cannot read committed offsets"))?;
+            let mut lag = 0u64;
+            for elem in committed.elements() {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, elem.partition(), BROKER_TIMEOUT)
+                    .map_err(kafka_error("cannot read Kafka watermarks"))?;
+                let done = match elem.offset() {
+                    Offset::Offset(n) => n,
+                    _ => low,
+                };
+                lag += (high - done).max(0) as u64;
+            }
+            Ok(lag)
+        })
+        .await
+    }
+}

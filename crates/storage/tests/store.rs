@@ -1,0 +1,274 @@
+//! The stores (SQLite and a fresh PostgreSQL database per test) and the journal.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use moodwire_core::ports::{EventFeed, EventLog, Store};
+use moodwire_core::{
+    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Post, PostsSource, Prediction, Timings,
+};
+use moodwire_storage::{Journal, PostgresStore, SqliteStore};
+use sqlx::Connection;
+
+/// An event with `posts` posts, ids `{prefix}-{i}`; the first probability decides the label.
+fn event(keyword: &str, prefix: &str, posts: usize) -> AnalysisRecorded {
+    let classified: Vec<ClassifiedPost> = (0..posts)
+        .map(|i| {
+            let mut p = [0.02f32; 6];
+            p[i % 6] = 0.9;
+            ClassifiedPost {
+                post: Post {
+                    id: format!("{prefix}-{i}"),
+                    subreddit: "test".into(),
+                    author: "someone".into(),
+                    created_utc: Utc::now().timestamp() - i as i64 * 60,
+                    title: format!("post {i} about {keyword} ✨"),
+                    selftext: "it's a 'quoted' body; DROP TABLE posts;".into(),
+                    score: i as i64,
+                    permalink: String::new(),
+                },
+                prediction: Prediction::from_probabilities(p),
+            }
+        })
+        .collect();
+    let predictions: Vec<Prediction> = classified.iter().map(|c| c.prediction.clone()).collect();
+    AnalysisRecorded::new(
+        Analysis {
+            id: uuid_like(),
+            keyword: keyword.into(),
+            limit: posts as u32,
+            count: posts as u32,
+            agg: aggregate(&predictions),
+            model: "test-model".into(),
+            posts_source: PostsSource::Sample,
+            analyzed_at: Utc::now(),
+        },
+        classified,
+        Timings {
+            fetch_ms: 1.0,
+            inference_ms: 2.0,
+        },
+    )
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh database on the test PostgreSQL, or None when the services are not up.
+async fn fresh_postgres() -> Option<String> {
+    let admin = std::env::var("MOODWIRE_TEST_DATABASE_URL").ok()?;
+    let name = format!("mw_store_{}", uuid_like().replace('-', "_"));
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    Some(admin.rsplit_once('/').unwrap().0.to_string() + "/" + &name)
+}
+
+fn require_services() -> bool {
+    if std::env::var("MOODWIRE_TEST_DATABASE_URL").is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "MOODWIRE_TEST_DATABASE_URL must be set in CI (make test sets it)"
+        );
+        eprintln!("skipped: run `make test` (or source .services/env) for PostgreSQL");
+        return false;
+    }
+    true
+}
+
+/// The behaviour both stores share; `count(table)` counts rows.
+async fn store_contract<S: Store>(store: &S, count: impl AsyncCount) {
+    let a = event("Rust", "a", 6);
+    let b = event("rust ", "b", 3);
+    let report = store.save(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!((report.inserted, report.already_stored), (2, 0));
+
+    // Redelivery (a crash between the store's commit and the log's) changes nothing.
+    let again = store
+        .save(&[a.clone(), b.clone(), a.clone()])
+        .await
+        .unwrap();
+    assert_eq!((again.inserted, again.already_stored), (0, 2));
+    assert_eq!(count.rows("analyses").await, 2);
+    assert_eq!(count.rows("analysis_emotions").await, 12);
+    assert_eq!(count.rows("posts").await, 9);
+    assert_eq!(count.rows("predictions").await, 9);
+    assert_eq!(
+        count.rows("keywords").await,
+        1,
+        "one registry row per normalized keyword"
+    );
+    assert_eq!(count.scalar("SELECT analyses FROM keywords").await, 2);
+    assert!(count.rows("emotion_share_over_time").await >= 6);
+    assert_eq!(count.rows("emotion_confidence").await, 6);
+
+    // An analysis recovered from the cache first, its full event later.
+    let full = event("fear", "c", 2);
+    let recovered = AnalysisRecorded::recovered(full.analysis.clone());
+    assert_eq!(store.save(&[recovered]).await.unwrap().inserted, 1);
+    assert_eq!(
+        store
+            .save(std::slice::from_ref(&full))
+            .await
+            .unwrap()
+            .already_stored,
+        1
+    );
+    assert_eq!(
+        count.rows("predictions").await,
+        11,
+        "the full event fills in its posts"
+    );
+    assert_eq!(
+        count
+            .scalar("SELECT count(*) FROM analyses WHERE recovered")
+            .await,
+        0
+    );
+
+    let ids = vec![a.analysis.id.clone(), "never-stored".to_string()];
+    assert_eq!(store.missing(&ids).await.unwrap(), vec!["never-stored"]);
+    assert_eq!(store.top_keywords(5).await.unwrap(), vec!["rust", "fear"]);
+    let now = Utc::now().timestamp();
+    let texts = store.post_texts(now - 3600, now + 60, 100).await.unwrap();
+    assert_eq!(texts.len(), 11);
+    assert!(texts
+        .iter()
+        .any(|t| t.contains("✨") && t.contains("DROP TABLE")));
+    store.check().await.unwrap();
+}
+
+trait AsyncCount {
+    async fn scalar(&self, sql: &str) -> i64;
+    async fn rows(&self, table: &str) -> i64 {
+        self.scalar(&format!("SELECT count(*) FROM {table}")).await
+    }
+}
+
+struct PgCount(String);
+
+impl AsyncCount for PgCount {
+    async fn scalar(&self, sql: &str) -> i64 {
+        let mut conn = sqlx::PgConnection::connect(&self.0).await.unwrap();
+        let value: i64 = sqlx::query_scalar(&format!("SELECT ({sql})::bigint"))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        value
+    }
+}
+
+struct SqliteCount(std::path::PathBuf);
+
+impl AsyncCount for SqliteCount {
+    async fn scalar(&self, sql: &str) -> i64 {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.0.display()))
+            .await
+            .unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn sqlite_store_is_idempotent_and_shaped_for_bi() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/moodwire.sqlite");
+    let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    store_contract(&store, SqliteCount(path.clone())).await;
+    // Reopening runs the migrations again harmlessly and keeps the data.
+    drop(store);
+    let reopened = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(reopened.top_keywords(1).await.unwrap(), vec!["rust"]);
+}
+
+#[tokio::test]
+async fn postgres_store_is_idempotent_and_shaped_for_bi() {
+    if !require_services() {
+        return;
+    }
+    let url = fresh_postgres().await.unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store_contract(&store, PgCount(url.clone())).await;
+    // A second process starting on the same database finds the schema in place.
+    let second = PostgresStore::connect(&url).await.unwrap();
+    assert_eq!(second.top_keywords(1).await.unwrap(), vec!["rust"]);
+}
+
+#[tokio::test]
+async fn postgres_saves_large_batches_in_one_transaction() {
+    if !require_services() {
+        return;
+    }
+    let url = fresh_postgres().await.unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    // Posts shared between analyses (the same keyword asked twice) are stored once.
+    let events: Vec<_> = (0..200)
+        .map(|i| event(&format!("kw{}", i % 7), &format!("p{}", i % 50), 100))
+        .collect();
+    assert_eq!(store.save(&events).await.unwrap().inserted, 200);
+    let count = PgCount(url);
+    assert_eq!(count.rows("posts").await, 50 * 100);
+    assert_eq!(count.rows("predictions").await, 200 * 100);
+    assert_eq!(
+        count.scalar("SELECT sum(analyses) FROM keywords").await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_journal_survives_reopening_and_forgets_only_what_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).await.unwrap();
+    for i in 0..5 {
+        journal
+            .append(&event("k", &format!("j{i}"), 1))
+            .await
+            .unwrap();
+    }
+    drop(journal);
+
+    let journal = Journal::open(dir.path()).await.unwrap();
+    let mut feed = journal.feed();
+    assert_eq!(feed.backlog().await.unwrap(), 5);
+    let first = feed.next_batch(3, Duration::ZERO).await.unwrap();
+    assert_eq!(first.events.len(), 3);
+    // Not committed (the store failed): read again.
+    feed.rewind().await.unwrap();
+    let again = feed.next_batch(3, Duration::ZERO).await.unwrap();
+    assert_eq!(again.events, first.events);
+    feed.commit(&again.position).await.unwrap();
+    assert_eq!(feed.backlog().await.unwrap(), 2);
+
+    // An entry no build can read is reported and committed past, not retried forever.
+    sqlx::query("INSERT INTO events (key, payload) VALUES ('k', 'garbage')")
+        .execute(
+            &mut sqlx::SqliteConnection::connect(&format!("sqlite://{}", journal.path().display()))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let rest = feed.next_batch(10, Duration::ZERO).await.unwrap();
+    assert_eq!((rest.events.len(), rest.rejected), (2, 1));
+    feed.commit(&rest.position).await.unwrap();
+    assert_eq!(feed.backlog().await.unwrap(), 0);
+
+    // An empty journal waits for new entries up to the given time.
+    let started = std::time::Instant::now();
+    let empty = feed
+        .next_batch(10, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(empty.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
