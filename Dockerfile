@@ -5,9 +5,10 @@
 
 FROM rust:1.95-slim-bookworm AS build
 # python3-pip: scripts/setup_ort.sh fetches the pinned ONNX Runtime library from its PyPI wheel.
+# make, g++: the bundled librdkafka (Kafka client) is built from source.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-pip make \
+    && apt-get install -y --no-install-recommends python3 python3-pip make g++ \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -26,6 +27,7 @@ COPY --from=build /src/target/release/moodwire /app/bin/moodwire
 COPY --from=build /src/.ort /app/.ort
 COPY models /app/models
 COPY data/sample /app/data/sample
+COPY scripts/keywords.txt /app/scripts/keywords.txt
 RUN mkdir -p /app/data/moodwire && chown moodwire /app/data/moodwire
 USER 10001
 ENV MOODWIRE_ADDR=0.0.0.0:8000
