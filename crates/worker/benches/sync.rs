@@ -14,7 +14,9 @@ use moodwire_core::ports::{EventFeed, EventLog, Store};
 use moodwire_core::{
     aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Post, PostsSource, Prediction, Timings,
 };
-use moodwire_storage::{Journal, KafkaConfig, KafkaFeed, KafkaForwarder, PostgresStore, SqliteStore};
+use moodwire_storage::{
+    Journal, KafkaConfig, KafkaFeed, KafkaForwarder, PostgresStore, SqliteStore,
+};
 use moodwire_worker::{CpuGauge, IdleSync, SyncConfig};
 use sqlx::Connection;
 
@@ -105,7 +107,10 @@ fn row(name: &str, events: usize, seconds: f64) {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let events = args.first().copied().unwrap_or(10_000);
     let posts = args.get(1).copied().unwrap_or(25);
     let run = format!("{}-{}", std::process::id(), Utc::now().timestamp());
@@ -115,16 +120,32 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let journal = queued_journal(&dir.path().join("a"), events, posts, &format!("{run}-a")).await;
-    let sqlite = Arc::new(SqliteStore::open(dir.path().join("store.sqlite").to_str().unwrap()).await.unwrap());
-    row("journal -> SQLite", events, drain(Box::new(journal.feed()), sqlite, events).await);
+    let sqlite = Arc::new(
+        SqliteStore::open(dir.path().join("store.sqlite").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    row(
+        "journal -> SQLite",
+        events,
+        drain(Box::new(journal.feed()), sqlite, events).await,
+    );
 
     let Ok(admin) = std::env::var("MOODWIRE_TEST_DATABASE_URL") else {
         println!("\n(PostgreSQL and Kafka rows need the test services: `make services`, then `set -a; . .services/env; set +a`)");
         return;
     };
     let journal = queued_journal(&dir.path().join("b"), events, posts, &format!("{run}-b")).await;
-    let pg = Arc::new(PostgresStore::connect(&fresh_postgres(&admin, &format!("{run}_b")).await).await.unwrap());
-    row("journal -> PostgreSQL", events, drain(Box::new(journal.feed()), pg, events).await);
+    let pg = Arc::new(
+        PostgresStore::connect(&fresh_postgres(&admin, &format!("{run}_b")).await)
+            .await
+            .unwrap(),
+    );
+    row(
+        "journal -> PostgreSQL",
+        events,
+        drain(Box::new(journal.feed()), pg, events).await,
+    );
 
     let Ok(brokers) = std::env::var("MOODWIRE_TEST_KAFKA_BROKERS") else {
         return;
@@ -137,8 +158,16 @@ async fn main() {
     };
     kafka.ensure_topic().await.unwrap();
     let outbox = queued_journal(&dir.path().join("c"), events, posts, &format!("{run}-c")).await;
-    KafkaForwarder::new(outbox, &kafka).unwrap().forward_all().await.unwrap();
-    let pg = Arc::new(PostgresStore::connect(&fresh_postgres(&admin, &format!("{run}_c")).await).await.unwrap());
+    KafkaForwarder::new(outbox, &kafka)
+        .unwrap()
+        .forward_all()
+        .await
+        .unwrap();
+    let pg = Arc::new(
+        PostgresStore::connect(&fresh_postgres(&admin, &format!("{run}_c")).await)
+            .await
+            .unwrap(),
+    );
     let feed = Box::new(KafkaFeed::subscribe(&kafka).unwrap());
     row("Kafka -> PostgreSQL", events, drain(feed, pg, events).await);
 }
