@@ -71,6 +71,13 @@ pub trait ResultCache: Send + Sync {
         Ok(())
     }
 
+    /// Counts one question about `keyword` (normalized), answered from the cache or not:
+    /// the popularity the warmer reads back with [`ResultCache::top_queried`].
+    async fn count_query(&self, keyword: &str) -> Result<(), CacheError>;
+
+    /// The most-queried keywords (normalized) with their counts, most first.
+    async fn top_queried(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError>;
+
     /// A page of about `count` cached analyses, for recovery: start at cursor 0; a
     /// returned cursor of 0 means the scan is complete. Entries may show up twice.
     async fn scan(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Analysis>), CacheError>;

@@ -142,7 +142,9 @@ impl AnalysisService {
         limit: Limit,
     ) -> Result<(Arc<Analysis>, Served), AnalyzeError> {
         let key = cache_key(self.classifier.model_version(), keyword, limit);
-        if let Some(hit) = self.cached(&key).await {
+        // Counted concurrently with the lookup, so a hit costs one round trip, not two.
+        let (hit, ()) = tokio::join!(self.cached(&key), self.count_query(keyword));
+        if let Some(hit) = hit {
             return Ok((hit, Served::Cache));
         }
         let ticket = self.join_flight(&key);
@@ -154,6 +156,25 @@ impl AnalysisService {
             .await
             .clone();
         result.map(|analysis| (analysis, Served::Inference))
+    }
+
+    /// The most-asked keywords (normalized), most first; none when the cache cannot say.
+    pub async fn top_queried(&self, n: usize) -> Vec<String> {
+        match self.cache.top_queried(n).await {
+            Ok(top) => top.into_iter().map(|(keyword, _)| keyword).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the most-queried keywords");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn count_query(&self, keyword: &Keyword) {
+        if let Err(e) = self.cache.count_query(&keyword.normalized()).await {
+            if let Some(held_back) = self.cache_failures.admit() {
+                tracing::warn!(error = %e, held_back, "cannot count the query");
+            }
+        }
     }
 
     /// What the cache holds for a question (for the warmer; a cache error reads as none).
@@ -366,6 +387,12 @@ mod tests {
         async fn scan(&self, _: u64, _: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
             Ok((0, self.0.lock().unwrap().values().cloned().collect()))
         }
+        async fn count_query(&self, _: &str) -> Result<(), CacheError> {
+            Ok(())
+        }
+        async fn top_queried(&self, _: usize) -> Result<Vec<(String, u64)>, CacheError> {
+            Ok(Vec::new())
+        }
     }
 
     struct BrokenCache;
@@ -379,6 +406,12 @@ mod tests {
             Err(CacheError("down".into()))
         }
         async fn scan(&self, _: u64, _: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
+            Err(CacheError("down".into()))
+        }
+        async fn count_query(&self, _: &str) -> Result<(), CacheError> {
+            Err(CacheError("down".into()))
+        }
+        async fn top_queried(&self, _: usize) -> Result<Vec<(String, u64)>, CacheError> {
             Err(CacheError("down".into()))
         }
     }

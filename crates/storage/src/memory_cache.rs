@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,11 +11,16 @@ use moodwire_core::Analysis;
 /// The embedded default cache: in-process, with a TTL and a bound on entries.
 pub struct MemoryCache {
     entries: Cache<String, Arc<Analysis>>,
+    /// Questions per keyword; moka's TinyLFU keeps the popular ones when it is full.
+    queries: moka::sync::Cache<String, Arc<AtomicU64>>,
 }
 
 impl MemoryCache {
     /// An analysis is a few hundred bytes, so the default bound of 100,000 entries is tens of MB at most.
     pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+
+    /// Keywords whose query counts are kept.
+    const MAX_COUNTED_KEYWORDS: u64 = 10_000;
 
     pub fn new(ttl: Duration, max_entries: u64) -> Self {
         MemoryCache {
@@ -22,6 +28,7 @@ impl MemoryCache {
                 .max_capacity(max_entries)
                 .time_to_live(ttl)
                 .build(),
+            queries: moka::sync::Cache::new(Self::MAX_COUNTED_KEYWORDS),
         }
     }
 }
@@ -37,6 +44,24 @@ impl ResultCache for MemoryCache {
             .insert(key.to_string(), Arc::new(analysis.clone()))
             .await;
         Ok(())
+    }
+
+    async fn count_query(&self, keyword: &str) -> Result<(), CacheError> {
+        self.queries
+            .get_with(keyword.to_string(), || Arc::new(AtomicU64::new(0)))
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn top_queried(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
+        let mut counts: Vec<(String, u64)> = self
+            .queries
+            .iter()
+            .map(|(keyword, count)| (keyword.to_string(), count.load(Ordering::Relaxed)))
+            .collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts.truncate(n);
+        Ok(counts)
     }
 
     /// The cursor is an offset into moka's iteration order.
@@ -84,5 +109,38 @@ mod tests {
         assert_eq!(cache.get("other").await.unwrap(), None);
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(cache.get("k").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn queries_are_counted_and_ranked() {
+        let cache = MemoryCache::new(Duration::from_secs(60), 10);
+        for keyword in ["ai", "rust", "ai", "ai", "rust", "rain"] {
+            cache.count_query(keyword).await.unwrap();
+        }
+        let top = cache.top_queried(2).await.unwrap();
+        assert_eq!(top, [("ai".to_string(), 3), ("rust".to_string(), 2)]);
+    }
+
+    #[tokio::test]
+    async fn a_scan_pages_through_every_entry() {
+        let cache = MemoryCache::new(Duration::from_secs(60), 100);
+        for i in 0..7 {
+            let mut a = analysis();
+            a.id = i.to_string();
+            cache.put(&format!("k{i}"), &a).await.unwrap();
+        }
+        cache.entries.run_pending_tasks().await;
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let (next, page) = cache.scan(cursor, 3).await.unwrap();
+            seen.extend(page.into_iter().map(|a| a.id));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        seen.sort();
+        assert_eq!(seen, ["0", "1", "2", "3", "4", "5", "6"]);
     }
 }

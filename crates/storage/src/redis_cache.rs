@@ -72,6 +72,11 @@ impl RedisCache {
         format!("{}{key}", self.config.key_prefix)
     }
 
+    /// Beside the analyses (whose keys are `{prefix}{model}:{limit}:{keyword}`).
+    fn queries_key(&self) -> String {
+        format!("{}queries", self.config.key_prefix)
+    }
+
     async fn manager(&self) -> Result<ConnectionManager, CacheError> {
         let mut connection = self.connection.lock().await;
         match &*connection {
@@ -149,6 +154,37 @@ impl ResultCache for RedisCache {
         let ttl = self.config.ttl.as_secs().max(1);
         self.deadline(connection.set_ex::<_, _, ()>(self.key(key), value, ttl))
             .await
+    }
+
+    /// One sorted set of counts per deployment (`{prefix}queries`), kept to the 10,000
+    /// most-asked keywords and forgotten a week after the last question.
+    async fn count_query(&self, keyword: &str) -> Result<(), CacheError> {
+        let mut connection = self.manager().await?;
+        let key = self.queries_key();
+        let mut pipe = redis::pipe();
+        pipe.zincr(&key, keyword, 1)
+            .ignore()
+            .expire(&key, 7 * 24 * 3600)
+            .ignore();
+        // Trimming costs a little: do it on about 1 question in 100.
+        if fastrand::u8(..100) == 0 {
+            pipe.zremrangebyrank(&key, 0, -10_001).ignore();
+        }
+        self.deadline(pipe.query_async::<()>(&mut connection)).await
+    }
+
+    async fn top_queried(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut connection = self.manager().await?;
+        let top: Vec<(String, f64)> = self
+            .deadline(connection.zrevrange_withscores(self.queries_key(), 0, n as isize - 1))
+            .await?;
+        Ok(top
+            .into_iter()
+            .map(|(k, score)| (k, score as u64))
+            .collect())
     }
 
     /// `SCAN` over the key prefix (never `KEYS`, which blocks Redis), then one `MGET`.

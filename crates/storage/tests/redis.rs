@@ -87,6 +87,52 @@ fn config(prefix: &str) -> RedisCacheConfig {
 }
 
 #[tokio::test]
+async fn scans_only_its_own_prefix_and_counts_queries() {
+    let server = RedisServer::start_on(RedisServer::free_port());
+    // A prefix with glob characters must still match literally.
+    let cache = RedisCache::new(&server.url(), config("a*[b]:"))
+        .await
+        .unwrap();
+    let neighbour = RedisCache::new(&server.url(), config("a-other:"))
+        .await
+        .unwrap();
+    for i in 0..25 {
+        cache
+            .put(&format!("m:10:k{i}"), &analysis(&format!("k{i}")))
+            .await
+            .unwrap();
+    }
+    neighbour.put("m:10:x", &analysis("x")).await.unwrap();
+    for keyword in ["ai", "rust", "ai"] {
+        cache.count_query(keyword).await.unwrap();
+    }
+
+    let mut keywords = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (next, page) = cache.scan(cursor, 10).await.unwrap();
+        keywords.extend(page.into_iter().map(|a| a.keyword));
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keywords.sort();
+    keywords.dedup();
+    assert_eq!(keywords.len(), 25, "{keywords:?}");
+    assert!(
+        !keywords.contains(&"x".to_string()),
+        "another prefix's entry"
+    );
+
+    assert_eq!(
+        cache.top_queried(5).await.unwrap(),
+        [("ai".to_string(), 2), ("rust".to_string(), 1)]
+    );
+    assert!(neighbour.top_queried(5).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn stores_under_the_prefix_with_the_ttl() {
     let server = RedisServer::start_on(RedisServer::free_port());
     let prefix = format!("test-{}:", std::process::id());

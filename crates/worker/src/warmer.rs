@@ -101,9 +101,11 @@ impl Warmer {
         }
     }
 
-    /// Most-queried first, then trending terms, then the seeds; each keyword once.
+    /// Most-asked first (questions counted by the cache, hits included), then the most
+    /// analysed in the store, then trending terms, then the seeds; each keyword once.
     async fn hot_keywords(&self, report: &mut WarmReport) -> Vec<Keyword> {
-        let queried = match self.store.top_keywords(self.config.top_queried).await {
+        let asked = self.service.top_queried(self.config.top_queried).await;
+        let analysed = match self.store.top_keywords(self.config.top_queried).await {
             Ok(keywords) => keywords,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the most-queried keywords; warming the rest");
@@ -112,8 +114,9 @@ impl Warmer {
         };
         report.trending = self.trending().await;
         let mut seen = HashSet::new();
-        queried
+        asked
             .iter()
+            .chain(&analysed)
             .chain(&report.trending)
             .filter_map(|k| Keyword::parse(k).ok())
             .chain(self.seeds.iter().cloned())
@@ -299,6 +302,13 @@ mod tests {
         async fn scan(&self, _: u64, _: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
             Ok((0, self.0.lock().unwrap().values().cloned().collect()))
         }
+        async fn count_query(&self, _: &str) -> Result<(), CacheError> {
+            Ok(())
+        }
+        /// "rain" was asked most.
+        async fn top_queried(&self, _: usize) -> Result<Vec<(String, u64)>, CacheError> {
+            Ok(vec![("rain".into(), 7)])
+        }
     }
 
     struct NoLog;
@@ -387,7 +397,10 @@ mod tests {
         let (warmer, service) = warmer(vec![10.0], &["AI", "Bitcoin"]);
         let report = warmer.cycle().await;
         assert_eq!(report.trending, ["eclipse", "tonight"]);
-        assert_eq!(report.candidates, ["bitcoin", "eclipse", "tonight", "AI"]);
+        assert_eq!(
+            report.candidates,
+            ["rain", "bitcoin", "eclipse", "tonight", "AI"]
+        );
         assert_eq!(report.refreshed, report.candidates);
         let ai = Keyword::parse("ai").unwrap();
         assert!(service.cached_analysis(&ai, Limit::DEFAULT).await.is_some());
@@ -395,7 +408,7 @@ mod tests {
         // Fresh entries are left alone.
         let again = warmer.cycle().await;
         assert!(again.refreshed.is_empty());
-        assert_eq!(again.fresh, 4);
+        assert_eq!(again.fresh, 5);
     }
 
     #[tokio::test]
@@ -408,7 +421,7 @@ mod tests {
         // Quiet at the start and for the first refresh, then above 45 %.
         let (rising, _) = warmer(vec![10.0, 10.0, 60.0], &["AI"]);
         let report = rising.cycle().await;
-        assert_eq!(report.refreshed, ["bitcoin"]);
+        assert_eq!(report.refreshed, ["rain"]);
         assert!(report.aborted_by_load);
     }
 
