@@ -242,3 +242,49 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     let exit = server.wait().unwrap();
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+/// `MOODWIRE_API_KEYS` (environment only) guards the API; the keys never reach the log.
+#[test]
+fn api_keys_from_the_environment_guard_the_api_and_stay_out_of_the_log() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_moodwire"));
+    command
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(repo(""))
+        .env("MOODWIRE_DATA_DIR", common::isolated_data_dir())
+        .env("MOODWIRE_API_KEYS", "sekrit-key-1, sekrit-key-2")
+        .env("MOODWIRE_RATE_LIMIT_PER_MINUTE", "600")
+        .env("RUST_LOG", "moodwire=debug,info")
+        .env("NO_COLOR", "1");
+    let (mut server, address, log) = common::spawn_server(command);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (open, closed, allowed) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let status = |request: reqwest::RequestBuilder| async move {
+            request.send().await.unwrap().status().as_u16()
+        };
+        let body = r#"{"keyword": "AI", "limit": 5, "return_plot": false}"#;
+        (
+            status(client.get(format!("http://{address}/healthz"))).await,
+            status(client.post(format!("http://{address}/analyze")).body(body)).await,
+            status(
+                client
+                    .post(format!("http://{address}/analyze"))
+                    .bearer_auth("sekrit-key-2")
+                    .body(body),
+            )
+            .await,
+        )
+    });
+    assert_eq!((open, closed, allowed), (200, 401, 200));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let logged: Vec<String> = log.try_iter().collect();
+    assert!(
+        logged.iter().any(|l| l.contains("api_keys=2")),
+        "{logged:?}"
+    );
+    assert!(
+        !logged.iter().any(|l| l.contains("sekrit")),
+        "a key was logged"
+    );
+}

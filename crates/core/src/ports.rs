@@ -104,7 +104,7 @@ pub struct LogPosition(pub Vec<(i32, i64)>);
 #[derive(Debug, Default)]
 pub struct EventBatch {
     pub events: Vec<AnalysisRecorded>,
-    /// Entries that could not be decoded: logged and counted by the reader, and
+    /// Entries that could not be decoded: logged by the reader, counted by the sync, and
     /// committed with the batch so one bad entry cannot stall the log.
     pub rejected: usize,
     pub position: LogPosition,

@@ -19,6 +19,7 @@ use tower_http::trace::TraceLayer;
 use moodwire_core::service::AnalysisService;
 use moodwire_core::Analysis;
 
+use crate::access::{self, AccessPolicy};
 use crate::api::{AnalyzeRequest, AnalyzeResponse};
 use crate::observability::{self, SequentialRequestId};
 use crate::{plot, ApiError};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// Rendered charts by analysis: a cache hit then costs no rendering.
     plots: moka::sync::Cache<String, Arc<str>>,
+    /// API keys and rate limits (open by default).
+    access: AccessPolicy,
 }
 
 impl AppState {
@@ -54,11 +57,18 @@ impl AppState {
                 .max_capacity(Self::MAX_PLOTS)
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
+            access: AccessPolicy::default(),
         }
+    }
+
+    pub fn with_access(mut self, access: AccessPolicy) -> Self {
+        self.access = access;
+        self
     }
 }
 
 pub fn router(state: AppState) -> Router {
+    let access = state.access.clone();
     Router::new()
         .route("/analyze", post(analyze).fallback(method_not_allowed))
         .route("/healthz", get(healthz).fallback(method_not_allowed))
@@ -67,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi).fallback(method_not_allowed))
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(access, access::enforce))
         .layer(axum::middleware::from_fn(observability::record_request))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
@@ -90,6 +101,8 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The peer address is what per-IP rate limits key on.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let mut stopped = stopped;
@@ -126,6 +139,8 @@ pub async fn serve(
         (status = 413, description = "The body is over 16 KiB", body = crate::ErrorBody),
         (status = 422, description = "A field is missing, of the wrong type or out of range", body = crate::ErrorBody),
         (status = 502, description = "The post source failed", body = crate::ErrorBody),
+        (status = 401, description = "API keys are required (MOODWIRE_API_KEYS) and none valid was presented", body = crate::ErrorBody),
+        (status = 429, description = "This client's rate limit is spent; see Retry-After", body = crate::ErrorBody),
         (status = 503, description = "Overloaded, rate limited or timed out; see Retry-After", body = crate::ErrorBody),
     )
 )]

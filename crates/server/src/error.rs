@@ -38,6 +38,10 @@ pub enum ApiError {
     Timeout(Duration),
     #[error(transparent)]
     Analyze(#[from] AnalyzeError),
+    #[error("a valid API key is required: `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("too many requests from this client; retry in {} s", retry_after.as_secs())]
+    RateLimited { retry_after: Duration },
     #[error("internal error")]
     Internal(String),
 }
@@ -98,6 +102,13 @@ impl ApiError {
                 "method_not_allowed",
                 None,
                 None,
+            ),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None, None),
+            RateLimited { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                None,
+                Some(*retry_after),
             ),
             Timeout(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -166,6 +177,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(wait) = retry_after {
             let secs = wait.as_secs().max(1);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {

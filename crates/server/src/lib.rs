@@ -1,6 +1,7 @@
 //! moodwire's HTTP API: thin axum handlers that translate requests into calls
 //! on [`moodwire_core::service::AnalysisService`] and its answers into JSON.
 
+pub mod access;
 mod api;
 mod app;
 mod error;

@@ -14,6 +14,7 @@ use moodwire_core::ports::{Classifier, ClassifyError};
 use moodwire_core::service::AnalysisService;
 use moodwire_core::Prediction;
 use moodwire_model::{Engine, EngineOptions, Infer, InferOptions, ModelDir};
+use moodwire_server::access::{AccessPolicy, ApiKey, RateLimit};
 use moodwire_server::{router, serve, AppState};
 use moodwire_sources::SampleCorpus;
 use moodwire_storage::{Journal, MemoryCache};
@@ -70,6 +71,10 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_app_with(options: InferOptions) -> TestApp {
+    spawn_app_with_access(options, AccessPolicy::default()).await
+}
+
+async fn spawn_app_with_access(options: InferOptions, access: AccessPolicy) -> TestApp {
     let dir = ModelDir::open(repo("models/emotion")).expect("the bundled model");
     let engine = Engine::load(&dir, EngineOptions::default()).expect("the model loads");
     let classifier = Arc::new(CountingClassifier {
@@ -88,7 +93,7 @@ async fn spawn_app_with(options: InferOptions) -> TestApp {
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState::new(service, Duration::from_secs(60)));
+    let app = router(AppState::new(service, Duration::from_secs(60)).with_access(access));
     tokio::spawn(serve(
         listener,
         app,
@@ -445,4 +450,113 @@ async fn health_readiness_metrics_and_openapi() {
         json!(schemas["AnalyzeRequestBody"]["required"]),
         json!(["keyword"])
     );
+}
+
+#[tokio::test]
+async fn api_keys_guard_every_route_but_healthz() {
+    let access = AccessPolicy::new(ApiKey::parse_list("k-one,k-two"), None);
+    let app = spawn_app_with_access(InferOptions::default(), access).await;
+    let client = &app.client;
+    let healthz = client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), 200);
+
+    for auth in [
+        None,
+        Some("Bearer nope"),
+        Some("k-one"),
+        Some("Bearer k-one-and-more"),
+    ] {
+        for path in ["/metrics", "/readyz", "/openapi.json", "/analyze"] {
+            let mut request = client.get(format!("{}{path}", app.base));
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{path} with {auth:?}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+    }
+    let response = client
+        .post(format!("{}/analyze", app.base))
+        .header("authorization", "Bearer k-two")
+        .json(&json!({"keyword": "AI", "limit": 5, "return_plot": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let metrics = client
+        .get(format!("{}/metrics", app.base))
+        .header("authorization", "Bearer k-one")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("moodwire_access_denied_total"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn each_client_gets_its_burst_then_429_with_retry_after() {
+    let access = AccessPolicy::new(
+        Vec::new(),
+        Some(RateLimit {
+            per_minute: 6,
+            burst: 3,
+        }),
+    );
+    let app = spawn_app_with_access(InferOptions::default(), access).await;
+    let statuses: Vec<u16> = readyz_statuses(&app, 5).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    let response = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    // One token every 10 s.
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry), "{retry}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // /healthz stays open for the load balancer.
+    let healthz = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), 200);
+}
+
+async fn readyz_statuses(app: &TestApp, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        let response = app
+            .client
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    statuses
 }

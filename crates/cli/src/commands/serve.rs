@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use moodwire_server::access::{AccessPolicy, ApiKey, RateLimit};
 use moodwire_server::{router, serve, AppState};
 
 use crate::background::Background;
@@ -19,6 +20,13 @@ pub struct Args {
     /// On SIGTERM / Ctrl-C, how long in-flight requests may still take, in seconds.
     #[arg(long, env = "MOODWIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
+    /// Requests a minute each client may make on average (per API key, else per IP
+    /// address); 0: no limit.
+    #[arg(long, env = "MOODWIRE_RATE_LIMIT_PER_MINUTE", default_value_t = 0)]
+    rate_limit_per_minute: u32,
+    /// Requests a client may make at once before the average applies.
+    #[arg(long, env = "MOODWIRE_RATE_LIMIT_BURST", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit_burst: u32,
     /// Serve only: leave the background jobs (idle sync, recovery, warmer) to
     /// `moodwire worker` processes. Forwarding events to Kafka still runs here.
     #[arg(long, env = "MOODWIRE_NO_WORKER")]
@@ -50,7 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             model = service.model_version(),
             "listening on http://{local}"
         );
-        let state = AppState::new(service, Duration::from_secs(args.request_timeout_secs));
+        let state = AppState::new(service, Duration::from_secs(args.request_timeout_secs))
+            .with_access(access_policy(&args));
         let grace = Duration::from_secs(args.shutdown_grace_secs);
         let served = serve(listener, router(state), shutdown_signal(), grace)
             .await
@@ -58,6 +67,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         background.stop(grace).await;
         served
     })
+}
+
+/// API keys come from `MOODWIRE_API_KEYS` only (a flag would show in `ps`) and are
+/// never printed; only how many there are.
+fn access_policy(args: &Args) -> AccessPolicy {
+    let keys = std::env::var("MOODWIRE_API_KEYS")
+        .map(|list| ApiKey::parse_list(&list))
+        .unwrap_or_default();
+    let limit = RateLimit {
+        per_minute: args.rate_limit_per_minute,
+        burst: args.rate_limit_burst,
+    };
+    tracing::info!(
+        api_keys = keys.len(),
+        rate_limit_per_minute = limit.per_minute,
+        rate_limit_burst = limit.burst,
+        "access: every route but /healthz {} an API key",
+        if keys.is_empty() {
+            "is open, without"
+        } else {
+            "requires"
+        }
+    );
+    AccessPolicy::new(keys, Some(limit))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

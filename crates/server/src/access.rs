@@ -1,0 +1,230 @@
+//! Who may call the API and how often: optional API keys (Bearer tokens, compared in
+//! constant time) and a token bucket per client (per key, else per IP address).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use crate::ApiError;
+
+/// An API key: usable, never printed.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into())
+    }
+
+    /// Keys from a comma-separated list (blank entries ignored).
+    pub fn parse_list(list: &str) -> Vec<ApiKey> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(ApiKey::new)
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// `per_minute` requests a minute on average, in bursts of up to `burst`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// The access rules of one server. The default lets everyone in, unlimited.
+#[derive(Clone, Default)]
+pub struct AccessPolicy {
+    keys: Arc<Vec<ApiKey>>,
+    limit: Option<RateLimit>,
+    /// Buckets of recently seen clients; idle ones are forgotten (a full bucket again).
+    buckets: Option<moka::sync::Cache<String, Arc<Mutex<Bucket>>>>,
+}
+
+impl AccessPolicy {
+    /// Clients whose buckets are kept at once; beyond, the least recent are forgotten.
+    const MAX_CLIENTS: u64 = 100_000;
+
+    pub fn new(keys: Vec<ApiKey>, limit: Option<RateLimit>) -> Self {
+        let limit = limit.filter(|l| l.per_minute > 0);
+        AccessPolicy {
+            keys: Arc::new(keys),
+            limit,
+            buckets: limit.map(|_| {
+                moka::sync::Cache::builder()
+                    .max_capacity(Self::MAX_CLIENTS)
+                    .time_to_idle(Duration::from_secs(600))
+                    .build()
+            }),
+        }
+    }
+
+    /// The key the request presents, if it is one of ours. Every key is compared in
+    /// full, so the time taken does not tell how much of a guess was right.
+    fn authenticate(&self, request: &Request<Body>) -> Result<Option<usize>, ApiError> {
+        if self.keys.is_empty() {
+            return Ok(None);
+        }
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        let mut found = None;
+        for (i, key) in self.keys.iter().enumerate() {
+            if bool::from(key.0.as_bytes().ct_eq(presented.trim().as_bytes())) {
+                found = Some(i);
+            }
+        }
+        found.map(Some).ok_or(ApiError::Unauthorized)
+    }
+
+    /// Takes a token from the client's bucket, or says how long until one is there.
+    fn admit(&self, client: String) -> Result<(), ApiError> {
+        let (Some(limit), Some(buckets)) = (self.limit, &self.buckets) else {
+            return Ok(());
+        };
+        let burst = f64::from(limit.burst.max(1));
+        let per_second = f64::from(limit.per_minute) / 60.0;
+        let bucket = buckets.get_with(client, || {
+            Arc::new(Mutex::new(Bucket {
+                tokens: burst,
+                refilled: Instant::now(),
+            }))
+        });
+        // A panic cannot leave two plain numbers torn: poisoning is ignored.
+        let mut bucket = bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.refilled).as_secs_f64() * per_second;
+        bucket.tokens = (bucket.tokens + refill).min(burst);
+        bucket.refilled = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - bucket.tokens) / per_second;
+            Err(ApiError::RateLimited {
+                retry_after: Duration::from_secs_f64(wait.ceil().max(1.0)),
+            })
+        }
+    }
+}
+
+/// The middleware: everything but `/healthz` passes the policy first.
+pub async fn enforce(
+    State(policy): State<AccessPolicy>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let client = match policy.authenticate(&request) {
+        Ok(Some(key)) => format!("key:{key}"),
+        Ok(None) => format!("ip:{}", client_ip(&request)),
+        Err(e) => {
+            metrics::counter!("moodwire_access_denied_total", "reason" => "unauthorized")
+                .increment(1);
+            return e.into_response();
+        }
+    };
+    if let Err(e) = policy.admit(client) {
+        metrics::counter!("moodwire_access_denied_total", "reason" => "rate_limited").increment(1);
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
+/// The peer's address (the proxy's, behind one: put the limits there then).
+fn client_ip(request: &Request<Body>) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(auth: Option<&str>) -> Request<Body> {
+        let mut builder = Request::builder().uri("/analyze");
+        if let Some(auth) = auth {
+            builder = builder.header(header::AUTHORIZATION, auth);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn keys_are_checked_and_never_printed() {
+        let policy = AccessPolicy::new(ApiKey::parse_list(" alpha, ,beta "), None);
+        assert_eq!(
+            policy.authenticate(&request(Some("Bearer beta"))).unwrap(),
+            Some(1)
+        );
+        for bad in [
+            None,
+            Some("Bearer gamma"),
+            Some("beta"),
+            Some("Bearer alph"),
+            Some("Basic alpha"),
+        ] {
+            assert!(
+                matches!(
+                    policy.authenticate(&request(bad)),
+                    Err(ApiError::Unauthorized)
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(format!("{:?}", ApiKey::new("alpha")), "[redacted]");
+        let open = AccessPolicy::default();
+        assert_eq!(open.authenticate(&request(None)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_says_when_to_retry() {
+        let policy = AccessPolicy::new(
+            Vec::new(),
+            Some(RateLimit {
+                per_minute: 60,
+                burst: 3,
+            }),
+        );
+        for _ in 0..3 {
+            policy.admit("ip:1".into()).unwrap();
+        }
+        match policy.admit("ip:1".into()) {
+            Err(ApiError::RateLimited { retry_after }) => {
+                assert_eq!(retry_after, Duration::from_secs(1))
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another client has a bucket of its own.
+        policy.admit("ip:2".into()).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        policy.admit("ip:1".into()).unwrap();
+    }
+}
