@@ -223,8 +223,12 @@ impl KafkaFeed {
             .set("group.id", &config.group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            // Short, so a dead member's partitions move on quickly.
+            // Short, so a dead member's partitions move on quickly: the session for a
+            // member that stops heartbeating, the poll interval (also the rebalance
+            // timeout a coordinator may wait out) for one that stops reading. An idle
+            // worker that passes it leaves the group and rejoins on its next read.
             .set("session.timeout.ms", "6000")
+            .set("max.poll.interval.ms", "30000")
             .set("heartbeat.interval.ms", "1000")
             // Notice a re-created topic (a broker rebuilt from scratch) within seconds.
             .set("topic.metadata.refresh.interval.ms", "5000")
