@@ -92,7 +92,19 @@ async fn replicas_share_results_through_redis() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    assert_eq!(keys.len(), 1, "{keys:?}");
+    // One shared analysis, and the question counts both replicas add to.
+    let mut keys = keys;
+    keys.sort();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys[0].ends_with(":30:bitcoin"), "{keys:?}");
+    assert_eq!(keys[1], format!("{prefix}queries"));
+    let asked: f64 = redis::cmd("ZSCORE")
+        .arg(&keys[1])
+        .arg("bitcoin")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(asked, 2.0);
     let _: () = redis::cmd("DEL")
         .arg(&keys)
         .query_async(&mut raw)
