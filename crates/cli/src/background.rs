@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use moodwire_server::StoreHandle;
 use moodwire_worker::{IdleSync, Recovery, Warmer};
 
 use crate::wiring::{CacheArgs, EventLogArgs, Pipeline, WorkerArgs};
@@ -18,12 +19,17 @@ pub struct Background {
 }
 
 impl Background {
-    /// Starts the Kafka forwarder (when Kafka is configured) and, with `worker`, the
-    /// idle sync with recovery and the warmer.
+    /// Starts the Kafka forwarder (when Kafka is configured) and a task that connects
+    /// to the store (retrying: a store down at start only delays the history), and with
+    /// `run_jobs` the idle sync with recovery and the warmer. The handle holds the store
+    /// once connected.
     pub fn start(
         pipeline: &mut Pipeline,
-        worker: Option<(&WorkerArgs, &EventLogArgs, &CacheArgs)>,
-    ) -> anyhow::Result<Self> {
+        worker: &WorkerArgs,
+        events: &EventLogArgs,
+        cache_args: &CacheArgs,
+        run_jobs: bool,
+    ) -> anyhow::Result<(Self, StoreHandle)> {
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();
         if let Some(forwarder) = pipeline.events.forwarder.take() {
@@ -32,7 +38,21 @@ impl Background {
                 tokio::spawn(forwarder.run(stopped(&stop))),
             ));
         }
-        if let Some((worker, worker_events, cache_args)) = worker {
+        let (connected, store) = watch::channel(None);
+        let (args, log_args) = (worker.clone(), events.clone());
+        let stop_connect = stopped(&stop);
+        tasks.push((
+            "store connection",
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stop_connect => {}
+                    store = connect_with_retry(&args, &log_args) => {
+                        let _ = connected.send(Some(store));
+                    }
+                }
+            }),
+        ));
+        if run_jobs {
             let warm_config = worker.warm_config(cache_args);
             let seeds = worker.seeds();
             let service = Arc::clone(&pipeline.service);
@@ -40,17 +60,19 @@ impl Background {
             let feed = pipeline.events.feed()?;
             let cache = Arc::clone(&pipeline.cache);
             let cpu = worker.cpu()?;
-            let (worker, events) = (worker.clone(), worker_events.clone());
+            let sync_config = worker.sync_config();
+            let mut connected = store.clone();
             let stop_sync = stopped(&stop);
             tasks.push((
                 "idle sync and warmer",
                 tokio::spawn(async move {
                     tokio::pin!(stop_sync);
-                    // A store that is down at start only delays the sync.
                     let store = tokio::select! {
                         () = &mut stop_sync => return,
-                        store = connect_with_retry(&worker, &events) => store,
+                        store = connected.wait_for(Option::is_some) => store.ok().and_then(|s| s.clone()),
                     };
+                    // None: the connection task ended without a store, on shutdown.
+                    let Some(store) = store else { return };
                     let recovery = Recovery::new(cache, Arc::clone(&store));
                     let warmer = Warmer::new(
                         service,
@@ -59,13 +81,12 @@ impl Background {
                         seeds,
                         warm_config,
                     );
-                    let sync = IdleSync::new(feed, store, cpu, worker.sync_config())
-                        .with_recovery(recovery);
+                    let sync = IdleSync::new(feed, store, cpu, sync_config).with_recovery(recovery);
                     tokio::join!(sync.run(stop_sync), warmer.run(stop_warm));
                 }),
             ));
         }
-        Ok(Background { stop, tasks })
+        Ok((Background { stop, tasks }, store))
     }
 
     /// Stops every job, waiting for each up to `grace` (a store transaction in flight

@@ -8,6 +8,13 @@ pub enum InputError {
     KeywordTooLong { max: usize, got: usize },
     #[error("limit must be between {min} and {max} (got {got})")]
     LimitOutOfRange { min: u32, max: u32, got: i64 },
+    #[error("{field} must be between {min} and {max} (got {got})")]
+    ParameterOutOfRange {
+        field: &'static str,
+        min: u32,
+        max: u32,
+        got: i64,
+    },
 }
 
 impl InputError {
@@ -15,6 +22,7 @@ impl InputError {
         match self {
             InputError::BlankKeyword | InputError::KeywordTooLong { .. } => "invalid_keyword",
             InputError::LimitOutOfRange { .. } => "invalid_limit",
+            InputError::ParameterOutOfRange { .. } => "invalid_parameter",
         }
     }
 
@@ -22,6 +30,7 @@ impl InputError {
         match self {
             InputError::BlankKeyword | InputError::KeywordTooLong { .. } => "keyword",
             InputError::LimitOutOfRange { .. } => "limit",
+            InputError::ParameterOutOfRange { field, .. } => field,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod emotion;
 pub mod error;
 pub mod event;
+pub mod history;
 pub mod ports;
 pub mod post;
 pub mod query;

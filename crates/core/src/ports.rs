@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
 use crate::{Analysis, AnalysisRecorded, Keyword, Limit, Post, PostsSource, Prediction};
 
 /// Why texts could not be classified.
@@ -143,9 +144,29 @@ pub struct SaveReport {
     pub already_stored: usize,
 }
 
+/// Reads of the stored history, for the dashboard.
+#[async_trait]
+pub trait History: Send + Sync {
+    /// The `max` keywords with the most stored analyses, each with its latest one.
+    async fn keyword_moods(&self, max: usize) -> Result<Vec<KeywordMood>, StoreError>;
+    /// The latest `points` analyses of `keyword`, oldest first.
+    async fn trend(
+        &self,
+        keyword: &Keyword,
+        points: usize,
+    ) -> Result<Vec<AnalysisSummary>, StoreError>;
+    /// Up to `max` posts of the latest analysis of `keyword` that has its posts (not
+    /// one rebuilt by recovery), least confident first; `None` when there is none.
+    async fn scored_posts(
+        &self,
+        keyword: &Keyword,
+        max: usize,
+    ) -> Result<Option<AnalysisPosts>, StoreError>;
+}
+
 /// The history of every computed analysis (PostgreSQL, or a SQLite file).
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: History {
     /// Saves the events in one transaction. Idempotent: saving an event twice changes
     /// nothing the second time.
     async fn save(&self, events: &[AnalysisRecorded]) -> Result<SaveReport, StoreError>;

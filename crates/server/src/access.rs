@@ -131,13 +131,16 @@ impl AccessPolicy {
     }
 }
 
-/// The middleware: everything but `/healthz` passes the policy first.
+/// The middleware: everything but `/healthz` and the dashboard's static shell passes
+/// the policy first. The shell holds no data (the page asks for a key and sends it
+/// with its API calls), and a browser cannot attach a bearer token to a page load.
 pub async fn enforce(
     State(policy): State<AccessPolicy>,
     request: Request<Body>,
     next: Next,
 ) -> Response {
-    if request.uri().path() == "/healthz" {
+    let path = request.uri().path();
+    if path == "/healthz" || crate::dashboard::is_static(path) {
         return next.run(request).await;
     }
     let client = match policy.authenticate(&request) {

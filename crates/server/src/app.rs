@@ -21,8 +21,9 @@ use moodwire_core::Analysis;
 
 use crate::access::{self, AccessPolicy};
 use crate::api::{AnalyzeRequest, AnalyzeResponse};
+use crate::history::{self, StoreHandle};
 use crate::observability::{self, SequentialRequestId};
-use crate::{plot, ApiError};
+use crate::{dashboard, plot, ApiError};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -38,6 +39,8 @@ pub struct AppState {
     plots: moka::sync::Cache<String, Arc<str>>,
     /// API keys and rate limits (open by default).
     access: AccessPolicy,
+    /// The history store for the dashboard's API, once connected.
+    pub(crate) store: StoreHandle,
 }
 
 impl AppState {
@@ -58,7 +61,14 @@ impl AppState {
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
             access: AccessPolicy::default(),
+            store: tokio::sync::watch::channel(None).1,
         }
+    }
+
+    /// Serve the stored history from `store` once it holds a connection.
+    pub fn with_store(mut self, store: StoreHandle) -> Self {
+        self.store = store;
+        self
     }
 
     pub fn with_access(mut self, access: AccessPolicy) -> Self {
@@ -75,10 +85,21 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz).fallback(method_not_allowed))
         .route("/metrics", get(metrics_text).fallback(method_not_allowed))
         .route("/openapi.json", get(openapi).fallback(method_not_allowed))
+        .route("/api/keywords", get(history::keywords).fallback(method_not_allowed))
+        .route(
+            "/api/keywords/{keyword}/trend",
+            get(history::trend).fallback(method_not_allowed),
+        )
+        .route(
+            "/api/keywords/{keyword}/posts",
+            get(history::posts).fallback(method_not_allowed),
+        )
+        .merge(dashboard::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(access, access::enforce))
         .layer(axum::middleware::from_fn(observability::record_request))
+        .layer(axum::middleware::map_response(dashboard::security_headers))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
             let id = request

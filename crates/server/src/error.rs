@@ -7,7 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use moodwire_core::ports::{ClassifyError, SourceError};
+use moodwire_core::ports::{ClassifyError, SourceError, StoreError};
 use moodwire_core::service::AnalyzeError;
 use moodwire_core::InputError;
 
@@ -42,8 +42,16 @@ pub enum ApiError {
     Unauthorized,
     #[error("too many requests from this client; retry in {} s", retry_after.as_secs())]
     RateLimited { retry_after: Duration },
+    #[error("the history store is unavailable: {0}")]
+    StoreUnavailable(String),
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::StoreUnavailable(e.0)
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -63,6 +71,8 @@ pub struct ErrorDetail {
 
 /// How long an overloaded client should wait before retrying.
 const RETRY_OVERLOADED: Duration = Duration::from_secs(1);
+/// How long to wait for a store that does not answer (the worker reconnects by itself).
+const RETRY_STORE: Duration = Duration::from_secs(5);
 
 impl ApiError {
     /// (status, code, field, Retry-After): the one table of the API's errors.
@@ -153,6 +163,12 @@ impl ApiError {
                     (StatusCode::BAD_GATEWAY, "upstream_auth_failed", None, None)
                 }
             },
+            StoreUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                None,
+                Some(RETRY_STORE),
+            ),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
         }
     }

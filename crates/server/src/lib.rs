@@ -4,7 +4,9 @@
 pub mod access;
 mod api;
 mod app;
+mod dashboard;
 mod error;
+mod history;
 pub mod observability;
 mod openapi;
 pub mod plot;
@@ -12,4 +14,5 @@ pub mod plot;
 pub use api::{AnalyzeRequest, AnalyzeResponse, ServedFrom};
 pub use app::{router, serve, AppState};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use history::StoreHandle;
 pub use openapi::openapi_json;

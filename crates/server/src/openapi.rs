@@ -3,6 +3,8 @@ use utoipa::OpenApi;
 use crate::api::{AnalyzeRequestBody, AnalyzeResponse, ServedFrom};
 use crate::app;
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::history::{self, KeywordsResponse, PostsResponse, TrendResponse};
+use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood, ScoredPost};
 use moodwire_core::{Emotion, EmotionShare, PostsSource};
 
 #[derive(OpenApi)]
@@ -11,7 +13,15 @@ use moodwire_core::{Emotion, EmotionShare, PostsSource};
         title = "moodwire",
         description = "Real-time emotion analytics for social media posts."
     ),
-    paths(app::analyze, app::healthz, app::readyz, app::metrics_text),
+    paths(
+        app::analyze,
+        app::healthz,
+        app::readyz,
+        app::metrics_text,
+        history::keywords,
+        history::trend,
+        history::posts
+    ),
     components(schemas(
         AnalyzeRequestBody,
         AnalyzeResponse,
@@ -20,7 +30,14 @@ use moodwire_core::{Emotion, EmotionShare, PostsSource};
         PostsSource,
         ServedFrom,
         ErrorBody,
-        ErrorDetail
+        ErrorDetail,
+        KeywordsResponse,
+        TrendResponse,
+        PostsResponse,
+        KeywordMood,
+        AnalysisSummary,
+        AnalysisPosts,
+        ScoredPost
     ))
 )]
 struct ApiDoc;

@@ -1,6 +1,7 @@
 //! Adapters for the storage ports: result caches (in-process, Redis), event logs
 //! (a local journal, Kafka behind it as outbox) and stores (SQLite, PostgreSQL).
 
+mod history_rows;
 mod journal;
 mod kafka;
 mod memory_cache;

@@ -5,9 +5,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::history_rows::{self, MoodRow, ScoredPostRow, SummaryRow};
 use async_trait::async_trait;
 use chrono::DateTime;
-use moodwire_core::ports::{SaveReport, Store, StoreError};
+use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
+use moodwire_core::ports::{History, SaveReport, Store, StoreError};
+use moodwire_core::Keyword;
+
 use moodwire_core::AnalysisRecorded;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -249,5 +253,72 @@ impl Store for SqliteStore {
             .await
             .map(drop)
             .map_err(store_error("the SQLite store does not answer"))
+    }
+}
+
+#[async_trait]
+impl History for SqliteStore {
+    async fn keyword_moods(&self, max: usize) -> Result<Vec<KeywordMood>, StoreError> {
+        let rows = sqlx::query_as::<_, MoodRow>(
+            "SELECT k.keyword, k.display, CAST(k.analyses AS BIGINT) AS analyses,
+                    a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
+                    e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
+             FROM (SELECT keyword, display, analyses, last_analyzed_at FROM keywords
+                   ORDER BY analyses DESC, last_analyzed_at DESC LIMIT ?1) k
+             JOIN analyses a ON a.analysis_id = (
+                 SELECT analysis_id FROM analyses WHERE keyword = k.keyword
+                 ORDER BY analyzed_at DESC, analysis_id DESC LIMIT 1)
+             JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
+             ORDER BY k.analyses DESC, k.last_analyzed_at DESC, k.keyword",
+        )
+        .bind(max as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error("cannot read keywords from SQLite"))?;
+        history_rows::moods(rows)
+    }
+
+    async fn trend(
+        &self,
+        keyword: &Keyword,
+        points: usize,
+    ) -> Result<Vec<AnalysisSummary>, StoreError> {
+        let rows = sqlx::query_as::<_, SummaryRow>(
+            "SELECT a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
+                    e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
+             FROM (SELECT analysis_id, analyzed_at, post_count FROM analyses WHERE keyword = ?1
+                   ORDER BY analyzed_at DESC, analysis_id DESC LIMIT ?2) a
+             JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
+             ORDER BY a.analyzed_at, a.analysis_id",
+        )
+        .bind(keyword.normalized())
+        .bind(points as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error("cannot read analyses from SQLite"))?;
+        history_rows::summaries(&rows)
+    }
+
+    async fn scored_posts(
+        &self,
+        keyword: &Keyword,
+        max: usize,
+    ) -> Result<Option<AnalysisPosts>, StoreError> {
+        let rows = sqlx::query_as::<_, ScoredPostRow>(
+            "SELECT a.analysis_id, a.analyzed_at, p.post_id, p.subreddit, p.created_at,
+                    p.title, p.body, p.permalink, r.label, r.score
+             FROM (SELECT analysis_id, analyzed_at FROM analyses
+                   WHERE keyword = ?1 AND recovered = 0 AND post_count > 0
+                   ORDER BY analyzed_at DESC, analysis_id DESC LIMIT 1) a
+             JOIN predictions r ON r.analysis_id = a.analysis_id
+             JOIN posts p ON p.post_id = r.post_id
+             ORDER BY r.score, p.post_id LIMIT ?2",
+        )
+        .bind(keyword.normalized())
+        .bind(max as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error("cannot read posts from SQLite"))?;
+        history_rows::analysis_posts(rows)
     }
 }

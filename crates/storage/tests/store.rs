@@ -5,7 +5,8 @@ use std::time::Duration;
 use chrono::Utc;
 use moodwire_core::ports::{EventFeed, EventLog, Store};
 use moodwire_core::{
-    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Post, PostsSource, Prediction, Timings,
+    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Emotion, Keyword, Post, PostsSource,
+    Prediction, Timings,
 };
 use moodwire_storage::{Journal, PostgresStore, SqliteStore};
 use sqlx::Connection;
@@ -146,6 +147,70 @@ async fn store_contract<S: Store>(store: &S, count: impl AsyncCount) {
         .iter()
         .any(|t| t.contains("✨") && t.contains("DROP TABLE")));
     store.check().await.unwrap();
+    history_contract(store, &a, &b).await;
+}
+
+/// What the dashboard reads, after `store_contract` saved analyses `a` then `b` of
+/// "rust" and one of "fear".
+async fn history_contract<S: Store>(store: &S, a: &AnalysisRecorded, b: &AnalysisRecorded) {
+    let rust = Keyword::parse(" RUST ").unwrap();
+    let moods = store.keyword_moods(10).await.unwrap();
+    let keywords: Vec<&str> = moods.iter().map(|m| m.keyword.as_str()).collect();
+    assert_eq!(keywords, ["rust", "fear"], "most analysed first");
+    assert_eq!(moods[0].analyses, 2);
+    let latest = &moods[0].latest;
+    assert_eq!(
+        (latest.analysis_id.as_str(), latest.count),
+        (b.analysis.id.as_str(), 3)
+    );
+    let labels: Vec<Emotion> = latest.emotions.iter().map(|e| e.label).collect();
+    assert_eq!(labels, Emotion::ALL, "the fixed emotion order");
+    let total: f64 = latest.emotions.iter().map(|e| e.pct).sum();
+    assert!((total - 100.0).abs() < 0.11, "{total}");
+    assert_eq!(store.keyword_moods(1).await.unwrap().len(), 1);
+
+    let trend = store.trend(&rust, 10).await.unwrap();
+    let ids: Vec<&str> = trend.iter().map(|p| p.analysis_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [a.analysis.id.as_str(), b.analysis.id.as_str()],
+        "oldest first"
+    );
+    assert_eq!(trend[0].emotions.iter().map(|e| e.count).sum::<u32>(), 6);
+    let last = store.trend(&rust, 1).await.unwrap();
+    assert_eq!(last[0].analysis_id, b.analysis.id, "the latest points");
+
+    let posts = store.scored_posts(&rust, 100).await.unwrap().unwrap();
+    assert_eq!(posts.analysis_id, b.analysis.id);
+    assert_eq!(posts.posts.len(), 3);
+    assert!(
+        posts.posts.windows(2).all(|w| w[0].score <= w[1].score),
+        "least confident first"
+    );
+    assert!(posts.posts[0].excerpt.contains("DROP TABLE") && posts.posts[0].title.contains('✨'));
+    assert_eq!(
+        store
+            .scored_posts(&rust, 2)
+            .await
+            .unwrap()
+            .unwrap()
+            .posts
+            .len(),
+        2
+    );
+    let never = Keyword::parse("never asked").unwrap();
+    assert_eq!(store.scored_posts(&never, 10).await.unwrap(), None);
+    assert!(store.trend(&never, 10).await.unwrap().is_empty());
+
+    // An analysis rebuilt from the cache has a trend point but no posts to show.
+    let hope = event("hope", "h", 4);
+    store
+        .save(&[AnalysisRecorded::recovered(hope.analysis.clone())])
+        .await
+        .unwrap();
+    let hope_keyword = Keyword::parse("hope").unwrap();
+    assert_eq!(store.trend(&hope_keyword, 10).await.unwrap().len(), 1);
+    assert_eq!(store.scored_posts(&hope_keyword, 10).await.unwrap(), None);
 }
 
 trait AsyncCount {

@@ -243,11 +243,12 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
+    use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
     use moodwire_core::ports::{
-        CacheError, Classifier, ClassifyError, EventLog, EventLogError, PostSource, ResultCache,
-        SaveReport, SourceError, StoreError,
+        CacheError, Classifier, ClassifyError, EventLog, EventLogError, History, PostSource,
+        ResultCache, SaveReport, SourceError, StoreError,
     };
-    use moodwire_core::{Analysis, AnalysisRecorded, Post, PostsSource, Prediction};
+    use moodwire_core::{Analysis, AnalysisRecorded, Keyword, Post, PostsSource, Prediction};
 
     use super::*;
 
@@ -321,13 +322,31 @@ mod tests {
     }
 
     /// A store that knows the most-queried keywords and some recent post texts.
-    struct History {
+    struct Stored {
         top: Vec<String>,
         recent: Vec<String>,
     }
 
+    /// The warmer reads none of the dashboard's history.
     #[async_trait]
-    impl Store for History {
+    impl History for Stored {
+        async fn keyword_moods(&self, _: usize) -> Result<Vec<KeywordMood>, StoreError> {
+            unreachable!("the warmer does not read keyword moods")
+        }
+        async fn trend(&self, _: &Keyword, _: usize) -> Result<Vec<AnalysisSummary>, StoreError> {
+            unreachable!("the warmer does not read trends")
+        }
+        async fn scored_posts(
+            &self,
+            _: &Keyword,
+            _: usize,
+        ) -> Result<Option<AnalysisPosts>, StoreError> {
+            unreachable!("the warmer does not read posts")
+        }
+    }
+
+    #[async_trait]
+    impl Store for Stored {
         async fn save(&self, _: &[AnalysisRecorded]) -> Result<SaveReport, StoreError> {
             Ok(SaveReport::default())
         }
@@ -373,7 +392,7 @@ mod tests {
             Arc::new(MapCache::default()),
             Arc::new(NoLog),
         ));
-        let store = Arc::new(History {
+        let store = Arc::new(Stored {
             top: vec!["bitcoin".into()],
             recent: vec!["the eclipse tonight".into(); 5],
         });

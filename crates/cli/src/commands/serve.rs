@@ -28,7 +28,8 @@ pub struct Args {
     #[arg(long, env = "MOODWIRE_RATE_LIMIT_BURST", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     rate_limit_burst: u32,
     /// Serve only: leave the background jobs (idle sync, recovery, warmer) to
-    /// `moodwire worker` processes. Forwarding events to Kafka still runs here.
+    /// `moodwire worker` processes. Forwarding events to Kafka still runs here, and the
+    /// dashboard still reads the store.
     #[arg(long, env = "MOODWIRE_NO_WORKER")]
     no_worker: bool,
     #[command(flatten)]
@@ -44,12 +45,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut pipeline = args.pipeline.build().await?;
         let service = Arc::clone(&pipeline.service);
-        let worker = (!args.no_worker).then_some((
+        let (background, store) = Background::start(
+            &mut pipeline,
             &args.worker,
             &args.pipeline.events,
             &args.pipeline.cache,
-        ));
-        let background = Background::start(&mut pipeline, worker)?;
+            !args.no_worker,
+        )?;
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -59,7 +61,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "listening on http://{local}"
         );
         let state = AppState::new(service, Duration::from_secs(args.request_timeout_secs))
-            .with_access(access_policy(&args));
+            .with_access(access_policy(&args))
+            .with_store(store);
         let grace = Duration::from_secs(args.shutdown_grace_secs);
         let served = serve(listener, router(state), shutdown_signal(), grace)
             .await

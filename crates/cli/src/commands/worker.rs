@@ -22,9 +22,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let mut pipeline = args.pipeline.build().await?;
-        let background = Background::start(
+        let (background, _) = Background::start(
             &mut pipeline,
-            Some((&args.worker, &args.pipeline.events, &args.pipeline.cache)),
+            &args.worker,
+            &args.pipeline.events,
+            &args.pipeline.cache,
+            true,
         )?;
         shutdown_signal().await;
         tracing::info!("stopping the background jobs");

@@ -1,0 +1,385 @@
+// moodwire's dashboard. Post texts and keywords are untrusted: they only ever reach
+// the page through textContent or Chart.js's canvas, never as markup.
+"use strict";
+
+const EMOTIONS = ["sadness", "joy", "love", "anger", "fear", "surprise"];
+// The pie chart's colours (crates/server/src/plot.rs), so both views agree.
+const COLOURS = {
+  sadness: "#4c72b0", joy: "#f2b701", love: "#e15f99",
+  anger: "#d62728", fear: "#7b4fa0", surprise: "#2ca08c",
+};
+const KEY_STORAGE = "moodwire.apiKey";
+
+const $ = (id) => document.getElementById(id);
+const charts = {};
+
+/** A failed API call, with the server's message in plain words. */
+class ApiProblem extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(path, options = {}) {
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (e) {
+    throw new ApiProblem(0, "network", "The server cannot be reached. Is moodwire serve still running?");
+  }
+  const body = await response.json().catch(() => null);
+  if (response.ok && body) return body;
+  if (response.status === 401) $("key-form").hidden = false;
+  throw problemOf(response, body);
+}
+
+function problemOf(response, body) {
+  const error = body && body.error;
+  const code = error ? error.code : "http_" + response.status;
+  const retry = response.headers.get("Retry-After");
+  const explained = {
+    unauthorized: "This server requires an API key: enter it at the top of the page.",
+    rate_limited: `Too many requests; try again in ${retry || "a few"} seconds.`,
+    store_unavailable: "The history store is not reachable right now; the server keeps retrying.",
+    overloaded: "The server is busy classifying other requests; try again in a moment.",
+    timeout: "The analysis took too long; try fewer posts.",
+    upstream_unavailable: "The post source (Reddit) is unavailable right now.",
+    upstream_rate_limited: "The post source is rate limiting us; try again shortly.",
+  }[code];
+  const message = explained || sentence((error && error.message) || `the server answered ${response.status}`);
+  return new ApiProblem(response.status, code, message);
+}
+
+/** "limit must be …" as a sentence: "Limit must be …." */
+function sentence(text) {
+  const capitalised = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(capitalised) ? capitalised : capitalised + ".";
+}
+
+function show(id, text) {
+  const node = $(id);
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+function replaceChart(id, config) {
+  if (charts[id]) charts[id].destroy();
+  charts[id] = new Chart($(id), config);
+  return charts[id];
+}
+
+function swatch(label) {
+  const box = document.createElement("span");
+  box.className = "swatch";
+  box.style.background = COLOURS[label];
+  return box;
+}
+
+function cell(row, text, numeric) {
+  const td = document.createElement("td");
+  if (numeric) td.className = "num";
+  td.textContent = text;
+  row.appendChild(td);
+  return td;
+}
+
+const percent = (value) => `${value.toFixed(1)} %`;
+const when = (iso) => new Date(iso).toLocaleString();
+
+// ---- Ask: POST /analyze -------------------------------------------------------
+
+async function analyze(event) {
+  event.preventDefault();
+  const keyword = $("keyword").value.trim();
+  const limit = Number($("limit").value || 250);
+  show("ask-error", "");
+  if (!keyword) {
+    show("ask-error", "Type a keyword first.");
+    return;
+  }
+  $("analyze").disabled = true;
+  const started = performance.now();
+  try {
+    const result = await api("/analyze", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ keyword, limit, return_plot: false }),
+    });
+    renderResult(result, performance.now() - started);
+  } catch (problem) {
+    $("result").hidden = true;
+    show("ask-error", problem.message);
+  } finally {
+    $("analyze").disabled = false;
+  }
+}
+
+function renderResult(result, roundTripMs) {
+  $("result").hidden = false;
+  const served = result.source === "cache" ? "from the cache" : `freshly computed from ${result.posts_source} posts`;
+  $("result-meta").textContent =
+    `${result.count} posts about “${result.keyword}” · ${served} · ` +
+    `${(result.time * 1000).toFixed(1)} ms on the server, ${roundTripMs.toFixed(0)} ms round trip · ` +
+    `model ${result.model} · analysed ${when(result.analyzed_at)}`;
+  if (result.count === 0) {
+    show("ask-error", `No posts mention “${result.keyword}”. Try a broader keyword.`);
+  }
+  const shares = result.agg;
+  replaceChart("mood-chart", {
+    type: "doughnut",
+    data: {
+      labels: shares.map((s) => s.label),
+      datasets: [{
+        data: shares.map((s) => s.pct),
+        backgroundColor: shares.map((s) => COLOURS[s.label]),
+      }],
+    },
+    options: {
+      maintainAspectRatio: false,
+      plugins: {
+        legend: { position: "bottom" },
+        tooltip: { callbacks: { label: (item) => ` ${item.label}: ${percent(item.raw)}` } },
+      },
+    },
+  });
+  const body = $("mood-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const share of shares) {
+    const row = document.createElement("tr");
+    row.dataset.emotion = share.label;
+    const name = cell(row, "");
+    name.append(swatch(share.label), share.label);
+    cell(row, percent(share.pct), true);
+    cell(row, String(share.count), true);
+    cell(row, share.count ? share.avg_score.toFixed(3) : "–", true);
+    body.appendChild(row);
+  }
+}
+
+// ---- Across keywords: GET /api/keywords --------------------------------------
+
+async function loadKeywords() {
+  show("compare-error", "");
+  let keywords;
+  try {
+    keywords = (await api("/api/keywords?limit=30")).keywords;
+  } catch (problem) {
+    show("compare-error", problem.message);
+    return;
+  }
+  const empty = keywords.length === 0;
+  show("compare-empty", empty
+    ? "Nothing is stored yet. Analyse a keyword above: the worker stores results when the CPU is quiet, then press Reload."
+    : "");
+  fillKeywordPicker(keywords);
+  replaceChart("keywords-chart", {
+    type: "bar",
+    data: {
+      labels: keywords.map((k) => k.display),
+      datasets: EMOTIONS.map((emotion, i) => ({
+        label: emotion,
+        backgroundColor: COLOURS[emotion],
+        data: keywords.map((k) => k.latest.emotions[i].pct),
+      })),
+    },
+    options: {
+      indexAxis: "y",
+      maintainAspectRatio: false,
+      scales: {
+        x: { stacked: true, max: 100, title: { display: true, text: "share of posts (%)" } },
+        y: { stacked: true },
+      },
+      plugins: {
+        tooltip: {
+          callbacks: {
+            label: (item) => ` ${item.dataset.label}: ${percent(item.raw)}`,
+            footer: (items) => items.length
+              ? `${keywords[items[0].dataIndex].latest.count} posts, ${when(keywords[items[0].dataIndex].latest.analyzed_at)}`
+              : "",
+          },
+        },
+      },
+      onClick: (_event, elements) => {
+        if (elements.length) selectKeyword(keywords[elements[0].index].keyword);
+      },
+    },
+  });
+  if (!empty && !$("detail-keyword").value) selectKeyword(keywords[0].keyword);
+}
+
+function fillKeywordPicker(keywords) {
+  const picker = $("detail-keyword");
+  const current = picker.value;
+  picker.replaceChildren();
+  for (const k of keywords) {
+    const option = document.createElement("option");
+    option.value = k.keyword;
+    option.textContent = `${k.display} (${k.analyses} analyses)`;
+    picker.appendChild(option);
+  }
+  if (keywords.some((k) => k.keyword === current)) picker.value = current;
+}
+
+// ---- One keyword: trend and confidence ---------------------------------------
+
+function selectKeyword(keyword) {
+  $("detail-keyword").value = keyword;
+  loadDetail(keyword);
+}
+
+async function loadDetail(keyword) {
+  show("detail-error", "");
+  show("detail-empty", "");
+  const path = encodeURIComponent(keyword);
+  try {
+    const [trend, posts] = await Promise.all([
+      api(`/api/keywords/${path}/trend?points=100`),
+      api(`/api/keywords/${path}/posts?limit=1000`),
+    ]);
+    renderTrend(trend.points);
+    renderConfidence(posts.analysis);
+    if (!posts.analysis) {
+      show("detail-empty", `No stored analysis of “${keyword}” has its posts yet (analyses rebuilt from the cache have none).`);
+    }
+  } catch (problem) {
+    show("detail-error", problem.message);
+  }
+}
+
+function renderTrend(points) {
+  replaceChart("trend-chart", {
+    type: "line",
+    data: {
+      labels: points.map((p) => when(p.analyzed_at)),
+      datasets: EMOTIONS.map((emotion, i) => ({
+        label: emotion,
+        borderColor: COLOURS[emotion],
+        backgroundColor: COLOURS[emotion],
+        data: points.map((p) => p.emotions[i].pct),
+        tension: 0.2,
+      })),
+    },
+    options: {
+      maintainAspectRatio: false,
+      scales: { y: { min: 0, max: 100, title: { display: true, text: "share of posts (%)" } } },
+      plugins: {
+        tooltip: { callbacks: { label: (item) => ` ${item.dataset.label}: ${percent(item.raw)}` } },
+      },
+    },
+  });
+}
+
+// A fixed pseudo-random spread per post, so dots do not sit on one line and do not
+// jump around between reloads.
+function jitter(id) {
+  let hash = 0;
+  for (const char of id) hash = (hash * 31 + char.charCodeAt(0)) | 0;
+  return ((hash >>> 0) % 1000) / 1000 * 0.6 - 0.3;
+}
+
+function clip(text, max) {
+  return text.length > max ? text.slice(0, max - 1) + "…" : text;
+}
+
+function renderConfidence(analysis) {
+  const posts = analysis ? analysis.posts : [];
+  replaceChart("confidence-chart", {
+    type: "scatter",
+    data: {
+      datasets: EMOTIONS.map((emotion, i) => ({
+        label: emotion,
+        backgroundColor: COLOURS[emotion],
+        data: posts
+          .filter((p) => p.label === emotion)
+          .map((p) => ({ x: i + jitter(p.post_id), y: p.score, post: p })),
+      })),
+    },
+    options: {
+      maintainAspectRatio: false,
+      scales: {
+        x: {
+          min: -0.5, max: EMOTIONS.length - 0.5,
+          // One tick per emotion, at the centre of its strip.
+          afterBuildTicks: (axis) => { axis.ticks = EMOTIONS.map((_, i) => ({ value: i })); },
+          ticks: { callback: (value) => EMOTIONS[value] || "" },
+          grid: { display: false },
+        },
+        y: { min: 0, max: 1, title: { display: true, text: "confidence" } },
+      },
+      plugins: {
+        tooltip: {
+          callbacks: {
+            title: (items) => items.length ? clip(items[0].raw.post.title, 90) : "",
+            label: (item) => ` ${item.raw.post.label} ${item.raw.post.score.toFixed(3)} · r/${item.raw.post.subreddit}`,
+            afterBody: (items) => items.length ? wrap(items[0].raw.post.excerpt, 70, 4) : [],
+          },
+        },
+      },
+    },
+  });
+  const body = $("uncertain-posts").querySelector("tbody");
+  body.replaceChildren();
+  for (const post of posts.slice(0, 10)) {
+    const row = document.createElement("tr");
+    const label = cell(row, "");
+    label.append(swatch(post.label), post.label);
+    cell(row, post.score.toFixed(3), true);
+    const text = cell(row, "");
+    const title = document.createElement("div");
+    title.className = "post-title";
+    title.textContent = post.title;
+    const excerpt = document.createElement("div");
+    excerpt.className = "post-excerpt";
+    excerpt.textContent = post.excerpt;
+    text.append(title, excerpt);
+    body.appendChild(row);
+  }
+}
+
+/** Up to `lines` lines of at most `width` characters, for a tooltip. */
+function wrap(text, width, lines) {
+  const out = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if ((line + " " + word).trim().length > width) {
+      out.push(line);
+      line = word;
+      if (out.length === lines) break;
+    } else {
+      line = (line + " " + word).trim();
+    }
+  }
+  if (out.length < lines && line) out.push(line);
+  return out;
+}
+
+// ---- Wiring -------------------------------------------------------------------
+
+function useKey(event) {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+  $("key-form").hidden = true;
+  show("ask-error", "");
+  loadKeywords();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  if (typeof Chart === "undefined") {
+    show("ask-error", "The charting library did not load; reload the page.");
+    return;
+  }
+  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+  if (matchMedia("(prefers-reduced-motion: reduce)").matches) Chart.defaults.animation = false;
+  $("ask-form").addEventListener("submit", analyze);
+  $("key-form").addEventListener("submit", useKey);
+  $("reload-keywords").addEventListener("click", loadKeywords);
+  $("detail-keyword").addEventListener("change", (e) => loadDetail(e.target.value));
+  loadKeywords();
+});

@@ -1,0 +1,140 @@
+//! Rows of the history queries, shared by the PostgreSQL and SQLite adapters, and
+//! their assembly into the domain's history types. Both adapters select the same
+//! columns (counts cast to BIGINT), so one set of row types decodes either.
+
+use chrono::{DateTime, Utc};
+use moodwire_core::history::{
+    in_emotion_order, AnalysisPosts, AnalysisSummary, KeywordMood, ScoredPost,
+};
+use moodwire_core::ports::StoreError;
+use moodwire_core::{Emotion, EmotionShare};
+
+/// An emotion row of an analysis, with the analysis's own columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SummaryRow {
+    pub analysis_id: String,
+    pub analyzed_at: DateTime<Utc>,
+    pub post_count: i64,
+    pub label: String,
+    pub label_count: i64,
+    pub pct: f64,
+    pub avg_score: f64,
+}
+
+/// A [`SummaryRow`] of a keyword's latest analysis, with the keyword's registry columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct MoodRow {
+    pub keyword: String,
+    pub display: String,
+    pub analyses: i64,
+    #[sqlx(flatten)]
+    pub summary: SummaryRow,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ScoredPostRow {
+    pub analysis_id: String,
+    pub analyzed_at: DateTime<Utc>,
+    pub post_id: String,
+    pub subreddit: String,
+    pub created_at: DateTime<Utc>,
+    pub title: String,
+    pub body: String,
+    pub permalink: String,
+    pub label: String,
+    pub score: f64,
+}
+
+fn emotion(label: &str) -> Result<Emotion, StoreError> {
+    label.parse().map_err(|_| {
+        StoreError(format!(
+            "the store holds an unknown emotion label {label:?}"
+        ))
+    })
+}
+
+fn share(row: &SummaryRow) -> Result<EmotionShare, StoreError> {
+    Ok(EmotionShare {
+        label: emotion(&row.label)?,
+        count: u32::try_from(row.label_count).unwrap_or(0),
+        pct: row.pct,
+        avg_score: row.avg_score,
+    })
+}
+
+/// Groups emotion rows, ordered by analysis, into one summary per analysis.
+pub(crate) fn summaries(rows: &[SummaryRow]) -> Result<Vec<AnalysisSummary>, StoreError> {
+    let mut out: Vec<AnalysisSummary> = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let id = &rows[start].analysis_id;
+        let end = start
+            + rows[start..]
+                .iter()
+                .take_while(|r| &r.analysis_id == id)
+                .count();
+        let group = &rows[start..end];
+        let shares = group.iter().map(share).collect::<Result<Vec<_>, _>>()?;
+        out.push(AnalysisSummary {
+            analysis_id: id.clone(),
+            analyzed_at: group[0].analyzed_at,
+            count: u32::try_from(group[0].post_count).unwrap_or(0),
+            emotions: in_emotion_order(shares),
+        });
+        start = end;
+    }
+    Ok(out)
+}
+
+/// Groups mood rows, ordered by keyword, into one mood per keyword.
+pub(crate) fn moods(rows: Vec<MoodRow>) -> Result<Vec<KeywordMood>, StoreError> {
+    let mut registry: Vec<(String, String, i64)> = Vec::new();
+    let mut summary_rows = Vec::with_capacity(rows.len());
+    for row in rows {
+        if registry.last().map(|(k, _, _)| k) != Some(&row.keyword) {
+            registry.push((row.keyword, row.display, row.analyses));
+        }
+        summary_rows.push(row.summary);
+    }
+    // One latest analysis per keyword, in the same order.
+    let latest = summaries(&summary_rows)?;
+    Ok(registry
+        .into_iter()
+        .zip(latest)
+        .map(|((keyword, display, analyses), latest)| KeywordMood {
+            keyword,
+            display,
+            analyses: u64::try_from(analyses).unwrap_or(0),
+            latest,
+        })
+        .collect())
+}
+
+pub(crate) fn analysis_posts(
+    rows: Vec<ScoredPostRow>,
+) -> Result<Option<AnalysisPosts>, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let (analysis_id, analyzed_at) = (first.analysis_id.clone(), first.analyzed_at);
+    let posts = rows
+        .into_iter()
+        .map(|r| {
+            Ok(ScoredPost {
+                label: emotion(&r.label)?,
+                excerpt: ScoredPost::excerpt_of(&r.body),
+                post_id: r.post_id,
+                subreddit: r.subreddit,
+                created_at: r.created_at,
+                title: r.title,
+                permalink: r.permalink,
+                score: r.score,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(AnalysisPosts {
+        analysis_id,
+        analyzed_at,
+        posts,
+    }))
+}

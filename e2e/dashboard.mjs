@@ -1,0 +1,153 @@
+// The dashboard in a real browser: Debian's headless Chromium driven by
+// playwright-core. Run by crates/cli/tests/dashboard.rs against a server it started
+// and seeded (three analysed keywords, one of them markup), or by hand:
+//   node e2e/dashboard.mjs http://127.0.0.1:8000 e2e/screenshots
+// Exits non-zero, naming the step, when anything a user would see is wrong.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, shots = "e2e/screenshots"] = process.argv.slice(2);
+assert.ok(base, "usage: node e2e/dashboard.mjs BASE_URL [SCREENSHOT_DIR]");
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launchPersistentContext(
+  join(tmpdir(), `moodwire-chromium-${process.pid}`),
+  {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    viewport: { width: 1200, height: 900 },
+    // The dashboard then draws charts without animation: screenshots show final values.
+    reducedMotion: "reduce",
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  },
+);
+const page = browser.pages()[0] || (await browser.newPage());
+const problems = [];
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+// Failed loads are judged by URL below; the deliberate 422 is expected.
+page.on("console", (m) => {
+  if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
+    problems.push(`console: ${m.text()}`);
+  }
+});
+let expectedStatus = null;
+page.on("response", (r) => {
+  if (r.status() >= 400 && r.status() !== expectedStatus) problems.push(`${r.status()} for ${r.url()}`);
+});
+page.on("dialog", (d) => { problems.push(`a dialog opened: ${d.message()}`); d.dismiss(); });
+
+async function step(name, body) {
+  try {
+    await body();
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    console.error(`FAIL ${name}: ${e.message}`);
+    await page.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => {});
+    await browser.close();
+    process.exit(1);
+  }
+}
+
+const chartData = (id) => page.evaluate((canvas) => {
+  const chart = Chart.getChart(canvas);
+  return chart ? { labels: chart.data.labels, datasets: chart.data.datasets.map((d) => d.data) } : null;
+}, id);
+
+await step("the page loads with its charting library", async () => {
+  await page.goto(base + "/");
+  await page.waitForFunction(() => typeof Chart === "function");
+  assert.equal(await page.title(), "moodwire");
+});
+
+await step("a keyword typed and submitted gives a chart and the six shares", async () => {
+  await page.fill("#keyword", "AI");
+  await page.fill("#limit", "120");
+  await page.click("#analyze");
+  await page.waitForSelector("#mood-table tbody tr:nth-child(6)");
+  const rows = await page.$$eval("#mood-table tbody tr", (trs) =>
+    trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  assert.deepEqual(rows.map((r) => r[0]).sort(), ["anger", "fear", "joy", "love", "sadness", "surprise"]);
+  const shares = rows.map((r) => Number.parseFloat(r[1]));
+  assert.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 100) <= 0.1, `shares sum to 100: ${shares}`);
+  const counts = rows.map((r) => Number(r[2]));
+  assert.equal(counts.reduce((a, b) => a + b, 0), 120, "the counts add up to the posts analysed");
+  assert.ok(new Set(shares).size > 1, "the breakdown is not uniform");
+  const pie = await chartData("mood-chart");
+  assert.equal(pie.labels.length, 6);
+  assert.match(await page.textContent("#result-meta"), /120 posts about “AI”/);
+  await page.screenshot({ path: join(shots, "analyze.png"), fullPage: true });
+});
+
+await step("asking again is answered from the cache", async () => {
+  await page.click("#analyze");
+  await page.waitForFunction(() =>
+    document.getElementById("result-meta").textContent.includes("from the cache"));
+});
+
+await step("an error from the API is shown in plain words", async () => {
+  expectedStatus = 422;
+  await page.fill("#limit", "5000");
+  await page.click("#analyze");
+  await page.waitForSelector("#ask-error:not([hidden])");
+  assert.match(await page.textContent("#ask-error"), /Limit must be between 1 and 1000 \(got 5000\)\./);
+  await page.fill("#limit", "250");
+  expectedStatus = null;
+});
+
+await step("the keyword comparison shows the stored keywords as stacked bars", async () => {
+  await page.click("#reload-keywords");
+  await page.waitForFunction(() => {
+    const chart = Chart.getChart("keywords-chart");
+    return chart && chart.data.labels.length >= 3;
+  });
+  const bars = await chartData("keywords-chart");
+  for (const keyword of ["climate", "bitcoin"]) {
+    assert.ok(bars.labels.includes(keyword), `${keyword} is compared: ${bars.labels}`);
+  }
+  assert.equal(bars.datasets.length, 6, "one stacked series per emotion");
+  const climate = bars.labels.indexOf("climate");
+  const total = bars.datasets.reduce((sum, series) => sum + series[climate], 0);
+  assert.ok(Math.abs(total - 100) <= 0.1, `climate's bar is 100 %: ${total}`);
+  assert.equal(await page.isVisible("#compare-empty"), false);
+});
+
+await step("untrusted text stays text", async () => {
+  const markup = "<img src=x onerror=alert(1)>";
+  const bars = await chartData("keywords-chart");
+  assert.ok(bars.labels.includes(markup), "the markup keyword is listed, as text");
+  const options = await page.$$eval("#detail-keyword option", (os) => os.map((o) => o.textContent));
+  assert.ok(options.some((o) => o.startsWith(markup)));
+  assert.equal(await page.$$eval("img", (imgs) => imgs.length), 0, "no element was injected");
+});
+
+await step("a keyword's trend and per-post confidence are drawn", async () => {
+  await page.selectOption("#detail-keyword", "climate");
+  await page.waitForFunction(() => {
+    const trend = Chart.getChart("trend-chart");
+    const scatter = Chart.getChart("confidence-chart");
+    return trend && trend.data.labels.length >= 2 && scatter &&
+      scatter.data.datasets.some((d) => d.data.length > 0);
+  });
+  const trend = await chartData("trend-chart");
+  assert.equal(trend.datasets.length, 6);
+  const dots = await chartData("confidence-chart");
+  const posts = dots.datasets.reduce((n, d) => n + d.length, 0);
+  assert.ok(posts >= 100, `one dot per post of the latest analysis: ${posts}`);
+  assert.ok(dots.datasets.flat().every((p) => p.y > 0 && p.y <= 1));
+  const uncertain = await page.$$eval("#uncertain-posts tbody tr", (trs) => trs.length);
+  assert.equal(uncertain, 10);
+  await page.hover("#confidence-chart", { position: { x: 100, y: 100 } });
+  await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
+});
+
+await step("nothing went wrong in the page (errors, CSP violations, dialogs)", async () => {
+  assert.deepEqual(problems, []);
+});
+
+await browser.close();
