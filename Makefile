@@ -22,6 +22,7 @@ run: build
 test: setup services
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+	scripts/check_deploy.sh
 	set -a && . .services/env && set +a && $(CARGO) test --release --locked --workspace
 
 ## Install (when missing) and start the local services the tests use.
