@@ -96,7 +96,35 @@ async fn stored_keywords(client: &reqwest::Client, base: &str, n: usize) -> Valu
 
 #[tokio::test]
 async fn the_history_api_reads_the_embedded_store_and_names_bad_parameters() {
-    let server = serve(&[]);
+    history_api_contract(serve(&[])).await;
+}
+
+#[tokio::test]
+async fn the_history_api_reads_postgresql_alike() {
+    let admin = std::env::var("MOODWIRE_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!("MOODWIRE_TEST_DATABASE_URL is not set: run `make test`, or `scripts/services.sh up` and `set -a; . .services/env`")
+    });
+    let database = fresh_database(&admin).await;
+    history_api_contract(serve(&[("DATABASE_URL", &database)])).await;
+}
+
+async fn fresh_database(admin: &str) -> String {
+    use sqlx::Connection;
+    let name = format!(
+        "mw_dashboard_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap()
+    );
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+/// Three analyses of two keywords, read back through every history endpoint.
+async fn history_api_contract(server: Server) {
     let client = reqwest::Client::new();
     let base = &server.base;
     analyze(&client, base, "climate", 40).await;
