@@ -3,7 +3,7 @@ CARGO ?= cargo
 ORT_LIB := .ort/libonnxruntime.so.1.32.0
 BIN := target/release/moodwire
 
-.PHONY: setup build run test lint bench services clean-ort
+.PHONY: setup build run test fuzz bench services clean-ort
 
 setup: $(ORT_LIB)
 
@@ -24,6 +24,16 @@ test: setup services
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 	scripts/check_deploy.sh
 	set -a && . .services/env && set +a && $(CARGO) test --release --locked --workspace
+	scripts/schemathesis.sh
+
+## The property tests of every parser of untrusted input (request body, keyword,
+## dump lines, Reddit listings), run longer than in `make test`: FUZZ_CASES cases each
+## (default 100000, about 40 s in all on 2 cores). Failures are kept as regression seeds in
+## each crate's proptest-regressions/ folder; commit them.
+FUZZ_CASES ?= 100000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --locked \
+		-p moodwire-core -p moodwire-server -p moodwire-sources --test properties
 
 ## Install (when missing) and start the local services the tests use.
 services:

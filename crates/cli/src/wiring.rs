@@ -61,6 +61,10 @@ pub struct PipelineArgs {
     /// Most texts waiting for inference; more load is answered 503 at once.
     #[arg(long, env = "MOODWIRE_MAX_QUEUED_TEXTS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_texts: u64,
+    /// Most new analyses computed at once (fetch + inference); more are answered 503
+    /// at once. Cache hits are not bounded.
+    #[arg(long, env = "MOODWIRE_MAX_CONCURRENT_ANALYSES", default_value_t = AnalysisService::DEFAULT_MAX_COMPUTING as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_concurrent_analyses: u64,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -383,7 +387,8 @@ impl PipelineArgs {
             )
             .context("cannot start the inference thread")?,
         );
-        Ok(AnalysisService::new(source, classifier, cache, events))
+        Ok(AnalysisService::new(source, classifier, cache, events)
+            .with_max_computing(self.max_concurrent_analyses as usize))
     }
 
     async fn post_source(&self) -> anyhow::Result<Arc<dyn PostSource>> {

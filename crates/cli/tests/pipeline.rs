@@ -504,7 +504,6 @@ impl Drop for Broker {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "hangs in some clean-clone CI runs with every test in parallel (issue 6 stays open); run with --ignored"]
 async fn a_dead_broker_only_delays_events() {
     let mut broker = Broker::start(free_port());
     let brokers = format!("127.0.0.1:{}", broker.port);
@@ -540,7 +539,6 @@ async fn a_dead_broker_only_delays_events() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "hangs in some clean-clone CI runs with every test in parallel (issue 6 stays open); run with --ignored"]
 async fn a_killed_worker_loses_nothing_and_duplicates_nothing() {
     const EVENTS: usize = 400;
     const POSTS: usize = 10;

@@ -20,6 +20,10 @@ pub enum AnalyzeError {
     Source(Arc<SourceError>),
     #[error(transparent)]
     Classify(Arc<ClassifyError>),
+    /// As many new analyses as allowed are being computed: retry shortly. Bounding
+    /// them bounds the fetches in flight and the posts they hold, not only inference.
+    #[error("{limit} analyses are being computed already; retry shortly")]
+    Busy { limit: usize },
 }
 
 /// Where an answer came from.
@@ -110,11 +114,18 @@ pub struct AnalysisService {
     cache: Arc<dyn ResultCache>,
     events: Arc<dyn EventLog>,
     in_flight: Flights,
+    /// Slots for analyses computed at once (cache hits and single-flight followers
+    /// take none).
+    computing: tokio::sync::Semaphore,
+    max_computing: usize,
     cache_failures: LogThrottle,
     event_failures: LogThrottle,
 }
 
 impl AnalysisService {
+    /// Default bound on analyses computed at once (see [`Self::with_max_computing`]).
+    pub const DEFAULT_MAX_COMPUTING: usize = 32;
+
     pub fn new(
         source: Arc<dyn PostSource>,
         classifier: Arc<dyn Classifier>,
@@ -127,9 +138,20 @@ impl AnalysisService {
             cache,
             events,
             in_flight: Mutex::new(HashMap::new()),
+            computing: tokio::sync::Semaphore::new(Self::DEFAULT_MAX_COMPUTING),
+            max_computing: Self::DEFAULT_MAX_COMPUTING,
             cache_failures: LogThrottle::new(Duration::from_secs(10)),
             event_failures: LogThrottle::new(Duration::from_secs(10)),
         }
+    }
+
+    /// At most `max` new analyses computed at once; one more is refused at once
+    /// ([`AnalyzeError::Busy`]) rather than queued.
+    pub fn with_max_computing(mut self, max: usize) -> Self {
+        let max = max.max(1);
+        self.computing = tokio::sync::Semaphore::new(max);
+        self.max_computing = max;
+        self
     }
 
     pub fn model_version(&self) -> &str {
@@ -240,6 +262,12 @@ impl AnalysisService {
         keyword: &Keyword,
         limit: Limit,
     ) -> Result<Arc<Analysis>, AnalyzeError> {
+        let _slot = self
+            .computing
+            .try_acquire()
+            .map_err(|_| AnalyzeError::Busy {
+                limit: self.max_computing,
+            })?;
         let started = Instant::now();
         let posts = self
             .source
@@ -455,6 +483,31 @@ mod tests {
         assert_eq!(event.posts[0].prediction.label, Emotion::Joy);
         assert!(event.timings.inference_ms >= 100.0, "{:?}", event.timings);
         assert!(!first.id.is_empty());
+    }
+
+    #[tokio::test]
+    async fn analyses_past_the_bound_are_refused_at_once_and_hits_are_not_bounded() {
+        let (service, _) = service(Arc::new(MapCache::default()));
+        let service = Arc::new(Arc::into_inner(service).unwrap().with_max_computing(1));
+        let limit = Limit::parse(3).unwrap();
+        let warm = Keyword::parse("warm").unwrap();
+        service.analyze(&warm, limit).await.unwrap();
+
+        let slow = {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move { service.analyze(&keyword(), limit).await })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let other = Keyword::parse("other").unwrap();
+        let refused = service.analyze(&other, limit).await.unwrap_err();
+        assert!(
+            matches!(refused, AnalyzeError::Busy { limit: 1 }),
+            "{refused:?}"
+        );
+        let (_, served) = service.analyze(&warm, limit).await.unwrap();
+        assert_eq!(served, Served::Cache, "a hit needs no slot");
+        slow.await.unwrap().unwrap();
+        service.analyze(&other, limit).await.unwrap();
     }
 
     #[tokio::test]

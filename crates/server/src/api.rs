@@ -18,12 +18,14 @@ pub struct AnalyzeRequest {
     pub return_plot: bool,
 }
 
-/// The request body as documented in the OpenAPI description.
-#[derive(utoipa::ToSchema)]
+/// The request body as documented in the OpenAPI description (unknown fields are
+/// refused: a misspelt `limt` must not silently mean the default).
+#[derive(utoipa::ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // documentation only: parsing goes through `AnalyzeRequest::parse`
 pub struct AnalyzeRequestBody {
     /// What to analyse: 1 to 100 characters after trimming, not blank.
-    #[schema(min_length = 1, max_length = 100, example = "AI")]
+    #[schema(min_length = 1, max_length = 100, pattern = r".*\S.*", example = "AI")]
     keyword: String,
     /// How many recent posts to analyse.
     #[schema(minimum = 1, maximum = 1000, default = 250)]

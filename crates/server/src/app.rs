@@ -1,4 +1,4 @@
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,9 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -113,6 +118,29 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::default()))
 }
 
+/// What one client connection may cost the server. Bodies are bounded per route
+/// (`MAX_BODY_BYTES`) and handlers by the request timeout; these bound the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A client must send a request's whole header within this, or the connection is
+    /// closed: a slow-loris client cannot hold a connection open by trickling bytes.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers); a larger one is answered 431.
+    pub max_header_bytes: usize,
+    /// Most open connections; a new one past it is closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_connections: 10_000,
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then stops accepting connections and gives
 /// in-flight requests up to `grace` to finish.
 pub async fn serve(
@@ -121,32 +149,82 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    // The peer address is what per-IP rate limits key on.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let mut stopped = stopped;
-            let _ = stopped.wait_for(|s| *s).await;
-        })
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        () = shutdown => {
-            tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: finishing in-flight requests");
-            let _ = stop.send(true);
-        }
+    serve_with(listener, app, shutdown, grace, ConnectionLimits::default()).await
+}
+
+/// [`serve`] with explicit connection limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before accept:
+                    // pause briefly rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&connections).try_acquire_owned() else {
+            metrics::counter!("moodwire_connections_refused_total").increment(1);
+            drop(stream);
+            continue;
+        };
+        let app = app.clone();
+        // The peer address is what per-IP rate limits key on.
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(request.map(Body::new))
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(slot);
+        });
     }
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                "in-flight requests did not finish within the grace period; stopping anyway"
-            );
-            Ok(())
-        }
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "shutting down: finishing in-flight requests"
+    );
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "in-flight requests did not finish within the grace period; stopping anyway"
+        );
     }
+    Ok(())
 }
 
 /// Analyse the emotions of recent posts about a keyword.

@@ -146,6 +146,12 @@ impl ApiError {
                     None,
                 ),
             },
+            Analyze(AnalyzeError::Busy { .. }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                None,
+                Some(RETRY_OVERLOADED),
+            ),
             Analyze(AnalyzeError::Source(e)) => match e.as_ref() {
                 SourceError::RateLimited { retry_after } => (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -15,7 +15,7 @@ use moodwire_core::service::AnalysisService;
 use moodwire_core::Prediction;
 use moodwire_model::{Engine, EngineOptions, Infer, InferOptions, ModelDir};
 use moodwire_server::access::{AccessPolicy, ApiKey, RateLimit};
-use moodwire_server::{router, serve, AppState};
+use moodwire_server::{router, serve_with, AppState, ConnectionLimits};
 use moodwire_sources::SampleCorpus;
 use moodwire_storage::{Journal, MemoryCache};
 
@@ -75,6 +75,14 @@ async fn spawn_app_with(options: InferOptions) -> TestApp {
 }
 
 async fn spawn_app_with_access(options: InferOptions, access: AccessPolicy) -> TestApp {
+    spawn_app_with_limits(options, access, ConnectionLimits::default()).await
+}
+
+async fn spawn_app_with_limits(
+    options: InferOptions,
+    access: AccessPolicy,
+    limits: ConnectionLimits,
+) -> TestApp {
     let dir = ModelDir::open(repo("models/emotion")).expect("the bundled model");
     let engine = Engine::load(&dir, EngineOptions::default()).expect("the model loads");
     let classifier = Arc::new(CountingClassifier {
@@ -94,11 +102,12 @@ async fn spawn_app_with_access(options: InferOptions, access: AccessPolicy) -> T
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = router(AppState::new(service, Duration::from_secs(60)).with_access(access));
-    tokio::spawn(serve(
+    tokio::spawn(serve_with(
         listener,
         app,
         std::future::pending(),
         Duration::from_secs(1),
+        limits,
     ));
     TestApp {
         base,
@@ -545,6 +554,80 @@ async fn each_client_gets_its_burst_then_429_with_retry_after() {
         .await
         .unwrap();
     assert_eq!(healthz.status(), 200);
+}
+
+/// A client that trickles its request head, one with a huge head, and one past the
+/// connection bound are each cut off quickly; the server goes on answering.
+#[tokio::test]
+async fn slow_huge_or_excess_connections_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(1),
+        max_header_bytes: 16 * 1024,
+        max_connections: 3,
+    };
+    let app = spawn_app_with_limits(InferOptions::default(), AccessPolicy::default(), limits).await;
+    let address = app.base.trim_start_matches("http://").to_string();
+
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: moodwire\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest))
+        .await
+        .expect("a slow-loris connection is closed")
+        .ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let unpooled = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let huge = unpooled
+        .get(format!("{}/healthz", app.base))
+        .header("x-padding", "a".repeat(40 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 431, "a request head over the limit");
+    drop(huge);
+    // The server lets go of the closed connections' slots.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Two idle connections and one in use fill the bound; a fourth is closed unserved.
+    let _idle = [
+        tokio::net::TcpStream::connect(&address).await.unwrap(),
+        tokio::net::TcpStream::connect(&address).await.unwrap(),
+    ];
+    let mut in_use = tokio::net::TcpStream::connect(&address).await.unwrap();
+    in_use
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: moodwire\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 12];
+    in_use.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let mut excess = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_millis(900), async {
+        excess
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: moodwire\r\n\r\n")
+            .await
+            .ok();
+        excess.read(&mut byte).await
+    })
+    .await
+    .expect("the excess connection is closed at once");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "no answer past the bound: {read:?}"
+    );
 }
 
 async fn readyz_statuses(app: &TestApp, n: usize) -> Vec<u16> {

@@ -11,5 +11,5 @@ pub use dump::{DumpError, DumpFiles, DumpSource, ScanReport, MAX_LINE_BYTES};
 pub use dump_index::{DumpIndex, IndexReport};
 pub use keyword_match::SearchText;
 pub use ndjson::{parse_post_line, parse_post_value, LineError};
-pub use reddit::{RedditConfig, RedditSource};
+pub use reddit::{parse_search_page, RedditConfig, RedditSource, SearchPage};
 pub use sample::{CorpusError, SampleCorpus};

@@ -56,12 +56,23 @@ impl KafkaConfig {
             .create()
             .map_err(kafka_error("cannot create a Kafka admin client"))?;
         let topic = NewTopic::new(&self.topic, self.partitions, TopicReplication::Fixed(1));
-        let options = AdminOptions::new().operation_timeout(Some(BROKER_TIMEOUT));
-        let results = admin.create_topics([&topic], &options).await;
+        let options = AdminOptions::new()
+            .operation_timeout(Some(BROKER_TIMEOUT))
+            .request_timeout(Some(BROKER_TIMEOUT));
+        // An admin request waits for a controller to talk to; with a broker that is
+        // away or half back it may never answer, and the caller (the forwarder's
+        // recovery) must not wait with it.
+        let results = tokio::time::timeout(
+            BROKER_TIMEOUT + Duration::from_secs(5),
+            admin.create_topics([&topic], &options),
+        )
+        .await;
         // Destroying a librdkafka client can block while it winds down its broker
         // threads: never on an async worker thread.
         tokio::task::spawn_blocking(move || drop(admin));
-        let results = results.map_err(kafka_error("cannot create the Kafka topic"))?;
+        let results = results
+            .map_err(|_| EventLogError("the broker did not answer the topic creation".into()))?
+            .map_err(kafka_error("cannot create the Kafka topic"))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use moodwire_server::access::{AccessPolicy, ApiKey, RateLimit};
-use moodwire_server::{router, serve, AppState};
+use moodwire_server::{router, serve_with, AppState, ConnectionLimits};
 
 use crate::background::Background;
 use crate::wiring::{PipelineArgs, WorkerArgs};
@@ -17,6 +17,13 @@ pub struct Args {
     /// Longest a request may take before it is answered 503, in seconds.
     #[arg(long, env = "MOODWIRE_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     request_timeout_secs: u64,
+    /// How long a client may take to send a request's headers, in seconds; a slower
+    /// one (slow-loris) is disconnected.
+    #[arg(long, env = "MOODWIRE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    header_read_timeout_secs: u64,
+    /// Most open client connections; new ones past it are closed at once.
+    #[arg(long, env = "MOODWIRE_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
     /// On SIGTERM / Ctrl-C, how long in-flight requests may still take, in seconds.
     #[arg(long, env = "MOODWIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -64,7 +71,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_access(access_policy(&args))
             .with_store(store);
         let grace = Duration::from_secs(args.shutdown_grace_secs);
-        let served = serve(listener, router(state), shutdown_signal(), grace)
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+            max_connections: args.max_connections as usize,
+            ..ConnectionLimits::default()
+        };
+        let served = serve_with(listener, router(state), shutdown_signal(), grace, limits)
             .await
             .context("the server failed");
         background.stop(grace).await;

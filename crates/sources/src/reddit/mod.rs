@@ -32,7 +32,7 @@ pub struct RedditSource {
     search_url: Url,
 }
 
-/// One page of search results.
+/// One page of search results as Reddit writes it.
 #[derive(Deserialize)]
 struct Listing {
     data: ListingData,
@@ -52,6 +52,43 @@ struct Thing {
     kind: String,
     #[serde(default)]
     data: serde_json::Value,
+}
+
+/// One page of a search listing, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPage {
+    /// The submissions (`t3`) with an id, a timestamp and some text, in page order.
+    pub posts: Vec<Post>,
+    /// Submissions without an id, a timestamp or any text, skipped.
+    pub unreadable: usize,
+    /// Every item of the page, whatever its kind (0: the listing has ended).
+    pub items: usize,
+    /// The cursor to the next page; `None` on the last one.
+    pub after: Option<String>,
+}
+
+/// Reads a search listing (`GET /search` answered 200). Untrusted input: anything
+/// that is not a listing is an error, never a panic.
+pub fn parse_search_page(body: &[u8]) -> Result<SearchPage, SourceError> {
+    let listing: Listing = serde_json::from_slice(body).map_err(|e| {
+        SourceError::BadResponse(format!("Reddit search returned no readable listing: {e}"))
+    })?;
+    let data = listing.data;
+    let items = data.children.len();
+    let mut posts = Vec::with_capacity(items);
+    let mut unreadable = 0;
+    for thing in data.children.into_iter().filter(|t| t.kind == "t3") {
+        match parse_post_value(thing.data) {
+            Ok(post) => posts.push(post),
+            Err(_) => unreadable += 1,
+        }
+    }
+    Ok(SearchPage {
+        posts,
+        unreadable,
+        items,
+        after: data.after.filter(|a| !a.is_empty()),
+    })
 }
 
 /// What went wrong with one attempt at a page, and whether trying again may help.
@@ -103,22 +140,14 @@ impl RedditSource {
         let max_pages = wanted.div_ceil(PAGE_SIZE) + 5;
         for _ in 0..max_pages {
             let page = self.page(keyword, after.as_deref()).await?;
-            let page_len = page.children.len();
-            for thing in page.children {
-                if thing.kind != "t3" {
-                    continue;
-                }
-                match parse_post_value(thing.data) {
-                    Ok(post) => {
-                        if seen.insert(post.id.clone()) {
-                            posts.push(post);
-                        }
-                    }
-                    Err(_) => unreadable += 1,
+            unreadable += page.unreadable;
+            for post in page.posts {
+                if seen.insert(post.id.clone()) {
+                    posts.push(post);
                 }
             }
-            after = page.after.filter(|a| !a.is_empty());
-            if posts.len() >= wanted || after.is_none() || page_len == 0 {
+            after = page.after;
+            if posts.len() >= wanted || after.is_none() || page.items == 0 {
                 break;
             }
         }
@@ -139,7 +168,7 @@ impl RedditSource {
         &self,
         keyword: &Keyword,
         after: Option<&str>,
-    ) -> Result<ListingData, SourceError> {
+    ) -> Result<SearchPage, SourceError> {
         let mut retries = 0;
         let mut rejected_token = None;
         loop {
@@ -186,7 +215,7 @@ impl RedditSource {
         token: &Secret,
         keyword: &Keyword,
         after: Option<&str>,
-    ) -> Result<ListingData, Attempt> {
+    ) -> Result<SearchPage, Attempt> {
         let page_size = PAGE_SIZE.to_string();
         let mut query = vec![
             ("q", keyword.as_str()),
@@ -248,13 +277,7 @@ impl RedditSource {
             }
         };
         count("ok");
-        serde_json::from_slice::<Listing>(&body)
-            .map(|listing| listing.data)
-            .map_err(|e| {
-                Attempt::Fail(SourceError::BadResponse(format!(
-                    "Reddit search returned no readable listing: {e}"
-                )))
-            })
+        parse_search_page(&body).map_err(Attempt::Fail)
     }
 }
 

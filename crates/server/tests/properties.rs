@@ -1,0 +1,82 @@
+//! Property tests of the `POST /analyze` body parser (`make fuzz` runs them longer):
+//! any bytes get a value or an error naming its code, never a panic; well-formed
+//! bodies are parsed exactly.
+
+use moodwire_server::{AnalyzeRequest, ApiError};
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+
+/// Any JSON value, nested a few levels.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        ".{0,20}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_get_an_answer(body in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = AnalyzeRequest::parse(&body);
+    }
+
+    #[test]
+    fn any_json_gets_an_answer(value in any_json()) {
+        let body = serde_json::to_vec(&value).unwrap();
+        if let Err(e) = AnalyzeRequest::parse(&body) {
+            // Every refusal is one of the documented 4xx answers.
+            prop_assert!(matches!(
+                e,
+                ApiError::Input(_)
+                    | ApiError::InvalidJson(_)
+                    | ApiError::NotAnObject
+                    | ApiError::MissingField(_)
+                    | ApiError::WrongType { .. }
+                    | ApiError::UnknownField(_)
+            ), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn well_formed_bodies_are_parsed_exactly(
+        keyword in "[a-zA-Z0-9 ]{0,120}",
+        limit in prop::option::of(-5i64..1200),
+        plot in prop::option::of(any::<bool>()),
+    ) {
+        let mut body = Map::new();
+        body.insert("keyword".into(), json!(keyword));
+        if let Some(limit) = limit {
+            body.insert("limit".into(), json!(limit));
+        }
+        if let Some(plot) = plot {
+            body.insert("return_plot".into(), json!(plot));
+        }
+        let parsed = AnalyzeRequest::parse(&serde_json::to_vec(&Value::Object(body)).unwrap());
+        let trimmed = keyword.trim();
+        let keyword_ok = !trimmed.is_empty() && trimmed.chars().count() <= 100;
+        let limit_ok = limit.is_none_or(|l| (1..=1000).contains(&l));
+        match parsed {
+            Ok(request) => {
+                prop_assert!(keyword_ok && limit_ok);
+                prop_assert_eq!(request.keyword.as_str(), trimmed);
+                prop_assert_eq!(request.limit.get() as i64, limit.unwrap_or(250));
+                prop_assert_eq!(request.return_plot, plot.unwrap_or(true));
+            }
+            Err(ApiError::Input(e)) => {
+                prop_assert!(!(keyword_ok && limit_ok));
+                prop_assert!(["keyword", "limit"].contains(&e.field()));
+            }
+            Err(other) => prop_assert!(false, "unexpected {other:?}"),
+        }
+    }
+}
