@@ -71,6 +71,12 @@ async fn analyze(client: &reqwest::Client, base: &str, keyword: &str, limit: u32
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 }
 
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.unwrap()
+}
+
 /// Waits until the store lists `n` keywords (the idle sync has run).
 async fn stored_keywords(client: &reqwest::Client, base: &str, n: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -104,23 +110,8 @@ async fn the_history_api_reads_postgresql_alike() {
     let admin = std::env::var("MOODWIRE_TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!("MOODWIRE_TEST_DATABASE_URL is not set: run `make test`, or `scripts/services.sh up` and `set -a; . .services/env`")
     });
-    let database = fresh_database(&admin).await;
+    let database = common::fresh_database(&admin, "mw_dashboard").await;
     history_api_contract(serve(&[("DATABASE_URL", &database)])).await;
-}
-
-async fn fresh_database(admin: &str) -> String {
-    use sqlx::Connection;
-    let name = format!(
-        "mw_dashboard_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap()
-    );
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 
 /// Three analyses of two keywords, read back through every history endpoint.
@@ -142,36 +133,24 @@ async fn history_api_contract(server: Server) {
         6
     );
 
-    let trend: Value = client
-        .get(format!("{base}/api/keywords/CLIMATE/trend?points=5"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let trend: Value = get_json(
+        &client,
+        &format!("{base}/api/keywords/CLIMATE/trend?points=5"),
+    )
+    .await;
     assert_eq!(trend["keyword"], "climate");
     assert_eq!(trend["points"].as_array().unwrap().len(), 2);
 
-    let posts: Value = client
-        .get(format!("{base}/api/keywords/bitcoin/posts?limit=5"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let posts: Value = get_json(
+        &client,
+        &format!("{base}/api/keywords/bitcoin/posts?limit=5"),
+    )
+    .await;
     let listed = posts["analysis"]["posts"].as_array().unwrap();
     assert_eq!(listed.len(), 5);
     assert!(listed[0]["score"].as_f64().unwrap() <= listed[4]["score"].as_f64().unwrap());
-    let nothing: Value = client
-        .get(format!("{base}/api/keywords/never%20asked/posts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nothing: Value =
+        get_json(&client, &format!("{base}/api/keywords/never%20asked/posts")).await;
     assert_eq!(nothing["analysis"], Value::Null);
 
     for (path, code, field) in [

@@ -60,13 +60,7 @@ where
 
 /// A fresh database on the shared test PostgreSQL.
 async fn fresh_database(admin: &str) -> String {
-    let name = unique("mw_pipeline");
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+    common::fresh_database(admin, "mw_pipeline").await
 }
 
 /// `SELECT count(*)`-like query on PostgreSQL; None while the database is away.

@@ -49,3 +49,21 @@ pub fn isolated_data_dir() -> std::path::PathBuf {
         NEXT.fetch_add(1, Ordering::Relaxed)
     ))
 }
+
+/// A fresh database named `{prefix}_{pid}_{nanos}` on the shared test PostgreSQL
+/// (`admin`, a URL to its `postgres` database), as a URL.
+#[allow(dead_code)] // Not every test binary needs one.
+pub async fn fresh_database(admin: &str, prefix: &str) -> String {
+    use sqlx::Connection;
+    let name = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap()
+    );
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
