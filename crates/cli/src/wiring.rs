@@ -58,9 +58,10 @@ pub struct PipelineArgs {
     /// Folder of the bundled sample corpus (*.ndjson, Pushshift format).
     #[arg(long, env = "MOODWIRE_SAMPLE_DIR", default_value = "data/sample")]
     pub sample_dir: PathBuf,
-    /// Most texts waiting for inference; more load is answered 503 at once.
-    #[arg(long, env = "MOODWIRE_MAX_QUEUED_TEXTS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_queued_texts: u64,
+    /// Most tokens waiting for inference (the texts of queued requests, tokenized);
+    /// more load is answered 503 at once.
+    #[arg(long, env = "MOODWIRE_MAX_QUEUED_TOKENS", default_value_t = InferOptions::DEFAULT_MAX_QUEUED_TOKENS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queued_tokens: u64,
     /// Most new analyses computed at once (fetch + inference); more are answered 503
     /// at once. Cache hits are not bounded.
     #[arg(long, env = "MOODWIRE_MAX_CONCURRENT_ANALYSES", default_value_t = AnalysisService::DEFAULT_MAX_COMPUTING as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -382,7 +383,7 @@ impl PipelineArgs {
             Infer::start(
                 engine,
                 InferOptions {
-                    max_queued_texts: self.max_queued_texts as usize,
+                    max_queued_tokens: self.max_queued_tokens as usize,
                 },
             )
             .context("cannot start the inference thread")?,

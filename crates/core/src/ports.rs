@@ -12,8 +12,8 @@ use crate::{Analysis, AnalysisRecorded, Keyword, Limit, Post, PostsSource, Predi
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
     /// The inference queue is full: the caller should retry later.
-    #[error("the classifier is overloaded ({queued_texts} texts queued); retry shortly")]
-    Overloaded { queued_texts: usize },
+    #[error("the classifier is overloaded ({queued_tokens} tokens queued); retry shortly")]
+    Overloaded { queued_tokens: usize },
     /// The caller went away or the process is shutting down.
     #[error("classification was cancelled")]
     Cancelled,

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Instant;
 
 use ort::session::builder::GraphOptimizationLevel;
@@ -39,7 +40,7 @@ impl Default for EngineOptions {
 /// from a dedicated thread (see [`crate::Infer`]).
 pub struct Engine {
     session: Session,
-    encoder: Encoder,
+    encoder: Arc<Encoder>,
     labels: Vec<Emotion>,
     /// BERT exports often take `token_type_ids`; ours does not. Fed as zeros when asked for.
     wants_token_type_ids: bool,
@@ -78,7 +79,7 @@ impl Engine {
             }
         }
         let wants_token_type_ids = input_names.contains(&"token_type_ids");
-        let encoder = Encoder::from_file(&dir.tokenizer_file(), &dir.config)?;
+        let encoder = Arc::new(Encoder::from_file(&dir.tokenizer_file(), &dir.config)?);
         Ok(Engine {
             session,
             encoder,
@@ -99,20 +100,36 @@ impl Engine {
             .map(|p| p.expect("never cancelled"))
     }
 
+    /// The tokenizer in front of the session, to encode texts on other threads
+    /// (see [`Engine::classify_encoded`]).
+    pub fn encoder(&self) -> Arc<Encoder> {
+        Arc::clone(&self.encoder)
+    }
+
     /// Like [`Engine::classify`], but after each batch tells `keep_going` how
     /// many texts it just finished, and stops (returning `None`) when it answers
     /// `false`: progress bars and cancellation both hook in here.
     pub fn classify_with(
         &mut self,
         texts: &[impl AsRef<str>],
-        mut keep_going: impl FnMut(usize) -> bool,
+        keep_going: impl FnMut(usize) -> bool,
     ) -> Result<Option<Vec<Prediction>>, ModelError> {
         let encodings = texts
             .iter()
             .map(|t| self.encoder.encode(t.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        self.classify_encoded(&encodings, keep_going)
+    }
+
+    /// Classifies texts already encoded by [`Engine::encoder`], in order; `keep_going`
+    /// as in [`Engine::classify_with`].
+    pub fn classify_encoded(
+        &mut self,
+        encodings: &[Vec<u32>],
+        mut keep_going: impl FnMut(usize) -> bool,
+    ) -> Result<Option<Vec<Prediction>>, ModelError> {
         let lengths: Vec<usize> = encodings.iter().map(Vec::len).collect();
-        let mut predictions: Vec<Option<Prediction>> = vec![None; texts.len()];
+        let mut predictions: Vec<Option<Prediction>> = vec![None; encodings.len()];
         let batches = if self.options.length_bucketing {
             plan_batches(
                 &lengths,
@@ -120,7 +137,7 @@ impl Engine {
                 self.options.max_batch_tokens,
             )
         } else {
-            fixed_batches(texts.len(), self.options.max_batch_size)
+            fixed_batches(encodings.len(), self.options.max_batch_size)
         };
         for batch in batches {
             let rows: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].as_slice()).collect();

@@ -237,10 +237,10 @@ async fn one_hundred_concurrent_misses_run_inference_once() {
 
 #[tokio::test]
 async fn overload_is_answered_503_with_retry_after_at_once() {
-    // A queue of one text: the first miss is admitted, concurrent ones are refused.
+    // A queue of one token: the first miss is admitted, concurrent ones are refused.
     let app = Arc::new(
         spawn_app_with(InferOptions {
-            max_queued_texts: 1,
+            max_queued_tokens: 1,
         })
         .await,
     );
@@ -419,7 +419,7 @@ async fn health_readiness_metrics_and_openapi() {
         "moodwire_cache_requests_total",
         "moodwire_inference_batch_size_bucket",
         "moodwire_inference_batch_seconds_bucket",
-        "moodwire_inference_queue_texts",
+        "moodwire_inference_queue_tokens",
         "moodwire_model_info{version=",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
