@@ -102,6 +102,18 @@ impl Infer {
         Ok(ticket)
     }
 
+    /// Refuses a request that cannot fit even at its smallest (two special tokens a
+    /// text) before paying for its tokenization: under overload most requests end here.
+    fn refuse_early(&self, texts: usize) -> Result<(), ClassifyError> {
+        let queued = self.queued.load(Ordering::Acquire);
+        if queued > 0 && queued + 2 * texts > self.options.max_queued_tokens {
+            return Err(ClassifyError::Overloaded {
+                queued_tokens: queued,
+            });
+        }
+        Ok(())
+    }
+
     /// Tokenizes on the blocking pool: a thousand posts take milliseconds of CPU,
     /// which must not stall the async threads nor wait behind the inference thread.
     async fn encode(&self, texts: Vec<String>) -> Result<Vec<Vec<u32>>, ClassifyError> {
@@ -156,6 +168,7 @@ impl Classifier for Infer {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        self.refuse_early(texts.len())?;
         let encodings = self.encode(texts).await?;
         let ticket = self.admit(encodings.iter().map(Vec::len).sum())?;
         let (reply, answer) = oneshot::channel();
