@@ -215,6 +215,15 @@ struct Worker {
 }
 
 impl Worker {
+    /// The address of `/metrics` the worker logged (`MOODWIRE_WORKER_METRICS_ADDR`).
+    fn metrics_url(&self) -> Option<String> {
+        self.log.lock().unwrap().iter().find_map(|line| {
+            line.split("worker metrics on ")
+                .nth(1)
+                .map(|url| url.split_whitespace().next().unwrap().to_string())
+        })
+    }
+
     fn logged(&self, needle: &str) -> usize {
         self.log
             .lock()
@@ -626,6 +635,7 @@ async fn two_workers_in_one_group_share_the_partitions() {
         ("MOODWIRE_KAFKA_GROUP", kafka.group.as_str()),
         ("DATABASE_URL", database.as_str()),
         ("MOODWIRE_SYNC_BATCH", "5"),
+        ("MOODWIRE_WORKER_METRICS_ADDR", "127.0.0.1:0"),
     ];
     let (one, two) = (Setup::new(&env), Setup::new(&env));
     kafka.ensure_topic().await.unwrap();
@@ -653,6 +663,21 @@ async fn two_workers_in_one_group_share_the_partitions() {
             "worker {i} took no partition: {:?}",
             worker.log.lock().unwrap()
         );
+        // An operator scrapes each worker's backlog and last sync.
+        let url = worker
+            .metrics_url()
+            .expect("the worker logs its metrics address");
+        let metrics = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        for figure in [
+            "moodwire_sync_backlog_events",
+            "moodwire_sync_last_success_timestamp_seconds",
+            "moodwire_sync_events_total",
+        ] {
+            assert!(
+                metrics.contains(figure),
+                "worker {i} lacks {figure}: {metrics}"
+            );
+        }
     }
     assert_eq!(
         pg_scalar(&database, "SELECT sum(analyses) FROM keywords").await,

@@ -332,9 +332,25 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Json<serde_json::Va
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String)))]
 pub(crate) async fn metrics_text(State(state): State<AppState>) -> Response {
+    prometheus_text(&state.prometheus)
+}
+
+/// `/metrics` and `/healthz` alone, for a process without the API (`moodwire worker`):
+/// its sync backlog, last sync and warmer figures are scraped here.
+pub fn ops_router(prometheus: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz).fallback(method_not_allowed))
+        .route(
+            "/metrics",
+            get(move || async move { prometheus_text(&prometheus) }).fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+}
+
+fn prometheus_text(prometheus: &PrometheusHandle) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.prometheus.render(),
+        prometheus.render(),
     )
         .into_response()
 }

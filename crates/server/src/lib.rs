@@ -12,7 +12,7 @@ mod openapi;
 pub mod plot;
 
 pub use api::{AnalyzeRequest, AnalyzeResponse, ServedFrom};
-pub use app::{router, serve, serve_with, AppState, ConnectionLimits};
+pub use app::{ops_router, router, serve, serve_with, AppState, ConnectionLimits};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use history::StoreHandle;
 pub use openapi::openapi_json;
