@@ -139,7 +139,6 @@ impl IdleSync {
 
     async fn report_backlog(&mut self) -> Result<u64, EventLogError> {
         let backlog = self.feed.backlog().await?;
-        tracing::debug!(backlog, "sync backlog");
         metrics::gauge!("moodwire_sync_backlog_events").set(backlog as f64);
         Ok(backlog)
     }
