@@ -1,6 +1,6 @@
 """Exports a fine-tuned model to ONNX, fuses it for CPU and quantizes it to INT8.
 
-    python experiment/export_model.py --checkpoint experiment/runs/weighted --out models/emotion
+    python experiment/export_model.py --checkpoint experiment/runs/student-l3-aug --out models/emotion
 
 Writes into --out:
   model.onnx        INT8 (dynamic quantization, per-channel QInt8 weights) of the fused graph
@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("models/emotion"))
     p.add_argument("--fp32-dir", type=Path, default=Path("experiment/artifacts/fp32"))
     p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--name", default="moodwire-emotion-minilm-l6")
+    p.add_argument("--name", default=None, help="default: moodwire-emotion-minilm-l<layers of the checkpoint>")
     return p.parse_args()
 
 
@@ -95,6 +95,7 @@ def write_tokenizer(checkpoint: Path, path: Path) -> None:
 
 def main() -> None:
     args = parse_args()
+    args.name = args.name or f"moodwire-emotion-minilm-l{AutoConfig.from_pretrained(args.checkpoint).num_hidden_layers}"
     args.out.mkdir(parents=True, exist_ok=True)
     args.fp32_dir.mkdir(parents=True, exist_ok=True)
     fp32 = args.fp32_dir / "model.onnx"

@@ -109,6 +109,58 @@ def predict(model, encodings: list[list[int]], pad_id: int, batch_size: int = 12
     return predictions
 
 
+def train(model, tokenizer, args, train_enc, validation, pad_id, rng, batch_loss) -> tuple[list[dict], dict]:
+    """AdamW (no decay on biases and LayerNorm), linear warm-up then decay, gradient
+    clipping, length-grouped batches; validates after every epoch and saves the epoch with
+    the best mean of accuracy and macro-F1 to args.out. `batch_loss(batch, ids, mask)`
+    is the loss of one batch of training indices. Returns the history and the best epoch."""
+    val_enc, val_y = validation
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": args.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=args.lr)
+    steps_per_epoch = math.ceil(len(train_enc) / args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * total_steps), total_steps)
+    lengths = [len(e) for e in train_enc]
+    history, best, best_score = [], {}, -1.0
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        epoch_start, running = time.time(), 0.0
+        for step, batch in enumerate(length_grouped_batches(lengths, args.batch_size, rng), 1):
+            ids, mask = collate([train_enc[i] for i in batch], pad_id)
+            loss = batch_loss(batch, ids, mask)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            running += loss.item()
+            if step % 100 == 0:
+                rate = (time.time() - epoch_start) / step
+                print(f"epoch {epoch} step {step}/{steps_per_epoch} loss {running / step:.4f} {rate:.3f}s/step", flush=True)
+        val = metrics(val_y, predict(model, val_enc, pad_id))
+        record = {
+            "epoch": epoch,
+            "train_loss": running / steps_per_epoch,
+            "val_accuracy": val["accuracy"],
+            "val_macro_f1": val["macro_f1"],
+            "epoch_seconds": round(time.time() - epoch_start, 1),
+        }
+        history.append(record)
+        print(record, flush=True)
+        score = (val["accuracy"] + val["macro_f1"]) / 2
+        if score > best_score:
+            best_score = score
+            model.save_pretrained(args.out)
+            tokenizer.save_pretrained(args.out)
+            best = {**record, "validation": val}
+    print(f"kept epoch {best['epoch']} (validation accuracy {best['val_accuracy']:.4f}, macro-F1 {best['val_macro_f1']:.4f})")
+    return history, best
+
+
 def main() -> None:
     args = parse_args()
     threads = set_threads(args.threads)
@@ -133,53 +185,14 @@ def main() -> None:
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
     )
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": args.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=args.lr)
-    steps_per_epoch = math.ceil(len(train_enc) / args.batch_size)
-    total_steps = steps_per_epoch * args.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * total_steps), total_steps)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_y, args.class_weights), label_smoothing=args.label_smoothing)
 
-    rng = random.Random(args.seed)
-    lengths = [len(e) for e in train_enc]
-    history, best_score = [], -1.0
+    def batch_loss(batch: list[int], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        target = torch.tensor([train_y[i] for i in batch])
+        return loss_fn(model(input_ids=ids, attention_mask=mask).logits, target)
+
     started = time.time()
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        epoch_start, running = time.time(), 0.0
-        for step, batch in enumerate(length_grouped_batches(lengths, args.batch_size, rng), 1):
-            ids, mask = collate([train_enc[i] for i in batch], pad_id)
-            target = torch.tensor([train_y[i] for i in batch])
-            loss = loss_fn(model(input_ids=ids, attention_mask=mask).logits, target)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            running += loss.item()
-            if step % 100 == 0:
-                rate = (time.time() - epoch_start) / step
-                print(f"epoch {epoch} step {step}/{steps_per_epoch} loss {running / step:.4f} {rate:.3f}s/step", flush=True)
-        val = metrics(val_y, predict(model, val_enc, pad_id))
-        score = (val["accuracy"] + val["macro_f1"]) / 2
-        record = {
-            "epoch": epoch,
-            "train_loss": running / steps_per_epoch,
-            "val_accuracy": val["accuracy"],
-            "val_macro_f1": val["macro_f1"],
-            "epoch_seconds": round(time.time() - epoch_start, 1),
-        }
-        history.append(record)
-        print(record, flush=True)
-        if score > best_score:
-            best_score = score
-            model.save_pretrained(args.out)
-            tokenizer.save_pretrained(args.out)
-            best = {**record, "validation": val}
+    history, best = train(model, tokenizer, args, train_enc, (val_enc, val_y), pad_id, random.Random(args.seed), batch_loss)
 
     write_json(
         args.out / "training_log.json",
@@ -194,7 +207,6 @@ def main() -> None:
             "selected_validation": best["validation"],
         },
     )
-    print(f"kept epoch {best['epoch']} (validation accuracy {best['val_accuracy']:.4f}, macro-F1 {best['val_macro_f1']:.4f})")
 
 
 if __name__ == "__main__":

@@ -53,8 +53,13 @@ async fn a_pushed_model_is_fetched_verified_cached_and_served() {
 
     let out = moodwire(&["model", "push", "models/emotion", &location], &[], "");
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let shipped: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("models/emotion/config.json")).unwrap(),
+    )
+    .unwrap();
+    let version = shipped["model_version"].as_str().unwrap();
     assert!(
-        text(&out.stdout).contains("pushed moodwire-emotion-minilm-l6-"),
+        text(&out.stdout).contains(&format!("pushed {version}")),
         "{}",
         text(&out.stdout)
     );
