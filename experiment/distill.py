@@ -74,8 +74,8 @@ def noisy_copies(texts: list[str], copies: int, p: float, rng: random.Random) ->
 @torch.no_grad()
 def ensemble_logits(checkpoints: list[Path], encodings: list[list[int]], pad_id: int, batch_size: int = 128) -> torch.Tensor:
     """Mean of the teachers' logits for every text, in the order of `encodings`."""
-    total = torch.zeros((len(encodings), 0))
     order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
+    per_teacher = []
     for checkpoint in checkpoints:
         model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
         logits = torch.zeros((len(encodings), model.config.num_labels))
@@ -83,9 +83,9 @@ def ensemble_logits(checkpoints: list[Path], encodings: list[list[int]], pad_id:
             idx = order[start : start + batch_size]
             ids, mask = collate([encodings[i] for i in idx], pad_id)
             logits[idx] = model(input_ids=ids, attention_mask=mask).logits
-        total = logits if total.numel() == 0 else total + logits
+        per_teacher.append(logits)
         print(f"teacher {checkpoint}: done", flush=True)
-    return total / len(checkpoints)
+    return torch.stack(per_teacher).mean(dim=0)
 
 
 def shallow_student(init: Path, keep: list[int]):
@@ -108,11 +108,11 @@ def main() -> None:
     val_x, val_y = read_split(args.data_dir, "validation")
     tokenizer = AutoTokenizer.from_pretrained(args.init)
     encode = lambda texts: tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]  # noqa: E731
-    # Noisy copies go after the originals; `labelled` tells them apart in the loss.
+    # Noisy copies go after the originals, with the label -100 that the loss skips.
     rng = random.Random(args.seed)
     copies = noisy_copies(train_x, args.augment, args.augment_p, rng)
     train_enc, val_enc = encode(train_x + copies), encode(val_x)
-    train_y = train_y + [-100] * len(copies)  # ignored by cross_entropy: soft labels only
+    train_y = train_y + [-100] * len(copies)
     pad_id = tokenizer.pad_token_id
 
     started = time.time()
