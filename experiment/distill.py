@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from common import DEFAULT_DATA_DIR, metrics, read_split, set_threads, write_json
-from fine_tune import collate, predict, seed_everything, train
+from fine_tune import predict, predict_logits, seed_everything, train
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,19 +71,12 @@ def noisy_copies(texts: list[str], copies: int, p: float, rng: random.Random) ->
     return out
 
 
-@torch.no_grad()
-def ensemble_logits(checkpoints: list[Path], encodings: list[list[int]], pad_id: int, batch_size: int = 128) -> torch.Tensor:
+def ensemble_logits(checkpoints: list[Path], encodings: list[list[int]], pad_id: int) -> torch.Tensor:
     """Mean of the teachers' logits for every text, in the order of `encodings`."""
-    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
     per_teacher = []
     for checkpoint in checkpoints:
-        model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
-        logits = torch.zeros((len(encodings), model.config.num_labels))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            ids, mask = collate([encodings[i] for i in idx], pad_id)
-            logits[idx] = model(input_ids=ids, attention_mask=mask).logits
-        per_teacher.append(logits)
+        model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
+        per_teacher.append(predict_logits(model, encodings, pad_id))
         print(f"teacher {checkpoint}: done", flush=True)
     return torch.stack(per_teacher).mean(dim=0)
 

@@ -96,17 +96,20 @@ def collate(encodings: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def predict(model, encodings: list[list[int]], pad_id: int, batch_size: int = 128) -> list[int]:
+def predict_logits(model, encodings: list[list[int]], pad_id: int, batch_size: int = 128) -> torch.Tensor:
+    """The model's logits for every text, in the order of `encodings` (batched by length)."""
     model.eval()
     order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
-    predictions = [0] * len(encodings)
+    logits = torch.zeros((len(encodings), model.config.num_labels))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         ids, mask = collate([encodings[i] for i in idx], pad_id)
-        logits = model(input_ids=ids, attention_mask=mask).logits
-        for i, p in zip(idx, logits.argmax(-1).tolist()):
-            predictions[i] = p
-    return predictions
+        logits[idx] = model(input_ids=ids, attention_mask=mask).logits
+    return logits
+
+
+def predict(model, encodings: list[list[int]], pad_id: int) -> list[int]:
+    return predict_logits(model, encodings, pad_id).argmax(-1).tolist()
 
 
 def train(model, tokenizer, args, train_enc, validation, pad_id, rng, batch_loss) -> tuple[list[dict], dict]:
