@@ -8,7 +8,7 @@
 #  3. each candidate exported, fused and quantized to INT8 (export_model.py);
 #  4. the INT8 candidate with the best validation score shipped (select_candidate.py).
 #
-#   bash experiment/recipe.sh                                  # about 50 min on 2 cores
+#   bash experiment/recipe.sh                                  # about 45 min on 2 cores
 #   OUT=/tmp/model FP32_DIR=/tmp/model-fp32 bash experiment/recipe.sh   # anywhere else
 #   DATA_DIR=/data/emotion bash experiment/recipe.sh           # another copy of the data set
 set -euo pipefail
