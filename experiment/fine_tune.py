@@ -57,7 +57,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--freeze-word-embeddings",
         action="store_true",
-        help="keep the pretrained word embeddings (half the parameters) fixed: about 14 %% less time per step",
+        help="keep the pretrained word embeddings (half the parameters) fixed: 14 to 20 %% less time per step on 2 cores",
     )
     return p.parse_args()
 
