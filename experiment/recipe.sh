@@ -11,6 +11,8 @@
 #   bash experiment/recipe.sh                                  # about 45 min on 2 cores
 #   OUT=/tmp/model FP32_DIR=/tmp/model-fp32 bash experiment/recipe.sh   # anywhere else
 #   DATA_DIR=/data/emotion bash experiment/recipe.sh           # another copy of the data set
+#   FINE_TUNE_ARGS="--label-smoothing 0.1" RUNS=experiment/runs/ls OUT=/tmp/ls FP32_DIR=/tmp/ls-fp32 \
+#       bash experiment/recipe.sh                              # a variant, beside the shipped model
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,7 @@ RUNS=${RUNS:-experiment/runs/recipe}
 OUT=${OUT:-models/emotion}
 FP32_DIR=${FP32_DIR:-experiment/artifacts/fp32}
 DATA_DIR=${DATA_DIR:-../shared/data/emotion}
+read -r -a FINE_TUNE_ARGS <<< "${FINE_TUNE_ARGS:-}"
 THREADS=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))
 export HF_HUB_OFFLINE=1
 
@@ -27,7 +30,7 @@ started=$(date +%s)
 mkdir -p "$RUNS"
 train() { # run name, class-weights scheme
     "$PY" experiment/fine_tune.py --out "$RUNS/$1" --class-weights "$2" --data-dir "$DATA_DIR" --epochs "$EPOCHS" \
-        --threads "$THREADS" --freeze-word-embeddings > "$RUNS/$1.log" 2>&1
+        --threads "$THREADS" --freeze-word-embeddings "${FINE_TUNE_ARGS[@]}" > "$RUNS/$1.log" 2>&1
 }
 train weighted sqrt_inverse & weighted=$!
 train unweighted none & unweighted=$!
