@@ -18,7 +18,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from common import DEFAULT_DATA_DIR, LABELS, base_model_dir, read_split, set_threads
-from fine_tune import collate, length_grouped_batches
+from fine_tune import collate, freeze_word_embeddings, length_grouped_batches
 
 WARM_UP_STEPS = 5
 
@@ -35,7 +35,7 @@ def main() -> None:
     encodings = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
     model = AutoModelForSequenceClassification.from_pretrained(base_model_dir(), num_labels=len(LABELS))
     if args.freeze_word_embeddings:
-        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+        freeze_word_embeddings(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
