@@ -2,8 +2,10 @@
 CARGO ?= cargo
 ORT_LIB := .ort/libonnxruntime.so.1.32.0
 BIN := target/release/moodwire
+BENCH_PY := .venv-bench/bin/python
+BENCH_VENV := .venv-bench/installed
 
-.PHONY: setup build run test fuzz bench services clean-ort
+.PHONY: setup build run test fuzz bench bench-floor services clean-ort
 
 setup: $(ORT_LIB)
 
@@ -40,8 +42,18 @@ services:
 	scripts/services.sh up
 
 ## Classifier benchmarks, Rust and the Python baseline side by side (see BENCHMARKS.md).
-bench: build
+bench: build $(BENCH_VENV)
 	scripts/bench.sh
+
+## The floor under those numbers on this CPU: the model's matrix products alone,
+## timed beside the whole model (scripts/cpu_floor.py; BENCHMARKS.md says what it shows).
+bench-floor: $(BENCH_VENV)
+	$(BENCH_PY) scripts/cpu_floor.py
+
+$(BENCH_VENV): scripts/bench-requirements.txt
+	python3 -m venv .venv-bench
+	$(BENCH_PY) -m pip install --quiet -r scripts/bench-requirements.txt
+	touch $@
 
 clean-ort:
 	rm -rf .ort

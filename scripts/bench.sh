@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
 # Runs `moodwire bench` and the Python baseline on the same model and corpus, one
 # after the other in one run, and prints both with the ratios (see BENCHMARKS.md).
-#   scripts/bench.sh            (after `make build`; `make bench` does both)
+#   make bench      (builds the binary and the Python venv .venv-bench, then runs this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv-bench
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r scripts/bench-requirements.txt
-fi
 corpus=${BENCH_CORPUS:-../shared/data/emotion/test.txt}
 rust=$(mktemp); python=$(mktemp)
 trap 'rm -f "$rust" "$python"' EXIT

@@ -27,6 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiment"))
 from normalize import normalize  # noqa: E402
 
 
+def padded(encodings) -> tuple[np.ndarray, np.ndarray]:
+    """input_ids and attention_mask of one batch, padded to its longest text."""
+    ids = np.zeros((len(encodings), max(len(e.ids) for e in encodings)), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, e in enumerate(encodings):
+        ids[row, : len(e.ids)] = e.ids
+        mask[row, : len(e.ids)] = 1
+    return ids, mask
+
+
 class Model:
     def __init__(self, model_dir: Path):
         config = json.loads((model_dir / "config.json").read_text())
@@ -35,13 +45,7 @@ class Model:
         self.session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
 
     def run(self, texts: list[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch([normalize(t) for t in texts])
-        longest = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), longest), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, e in enumerate(encodings):
-            ids[row, : len(e.ids)] = e.ids
-            mask[row, : len(e.ids)] = 1
+        ids, mask = padded(self.tokenizer.encode_batch([normalize(t) for t in texts]))
         logits = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         exp = np.exp(logits - logits.max(-1, keepdims=True))
         return exp / exp.sum(-1, keepdims=True)
