@@ -123,18 +123,31 @@ def predict(model, encodings: list[list[int]], pad_id: int) -> list[int]:
     return predict_logits(model, encodings, pad_id).argmax(-1).tolist()
 
 
+def adamw(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with no weight decay on biases and LayerNorm weights."""
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def train_step(model, optimizer, loss: torch.Tensor) -> None:
+    """One update from one batch's loss: backward, clip the gradient norm at 1, step."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad()
+
+
 def train(model, tokenizer, args, train_enc, validation, pad_id, rng, batch_loss) -> tuple[list[dict], dict]:
     """AdamW (no decay on biases and LayerNorm), linear warm-up then decay, gradient
     clipping, length-grouped batches; validates after every epoch and saves the epoch with
     the best mean of accuracy and macro-F1 to args.out. `batch_loss(batch, ids, mask)`
     is the loss of one batch of training indices. Returns the history and the best epoch."""
     val_enc, val_y = validation
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": args.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=args.lr)
+    optimizer = adamw(model, args.lr, args.weight_decay)
     steps_per_epoch = math.ceil(len(train_enc) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * total_steps), total_steps)
@@ -146,11 +159,8 @@ def train(model, tokenizer, args, train_enc, validation, pad_id, rng, batch_loss
         for step, batch in enumerate(length_grouped_batches(lengths, args.batch_size, rng), 1):
             ids, mask = collate([train_enc[i] for i in batch], pad_id)
             loss = batch_loss(batch, ids, mask)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            train_step(model, optimizer, loss)
             scheduler.step()
-            optimizer.zero_grad()
             running += loss.item()
             if step % 100 == 0:
                 rate = (time.time() - epoch_start) / step

@@ -1,6 +1,6 @@
-"""Measures seconds per training step of fine_tune.py's loop (batch 32, length-grouped,
-AdamW, clipping), to size the recipe against its time budget. Run two at once to see
-what side-by-side runs do:
+"""Measures seconds per training step of fine_tune.py's loop (batch 32, length-grouped
+batches, its AdamW and train_step; no learning-rate schedule), to size the recipe
+against its time budget. Run two at once to see what side-by-side runs do:
 
     python experiment/step_time.py --threads 2
     python experiment/step_time.py --threads 2 --freeze-word-embeddings
@@ -18,7 +18,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from common import DEFAULT_DATA_DIR, LABELS, base_model_dir, read_split, set_threads
-from fine_tune import collate, freeze_word_embeddings, length_grouped_batches
+from fine_tune import adamw, collate, freeze_word_embeddings, length_grouped_batches, train_step
 
 WARM_UP_STEPS = 5
 
@@ -36,8 +36,7 @@ def main() -> None:
     model = AutoModelForSequenceClassification.from_pretrained(base_model_dir(), num_labels=len(LABELS))
     if args.freeze_word_embeddings:
         freeze_word_embeddings(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    optimizer = adamw(model, lr=1e-4, weight_decay=0.01)
     loss_fn = torch.nn.CrossEntropyLoss()
     batches = length_grouped_batches([len(e) for e in encodings], 32, random.Random(1))
     model.train()
@@ -46,10 +45,7 @@ def main() -> None:
             started = time.perf_counter()
         ids, mask = collate([encodings[i] for i in batch], tokenizer.pad_token_id)
         loss = loss_fn(model(input_ids=ids, attention_mask=mask).logits, torch.tensor([labels[i] for i in batch]))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad()
+        train_step(model, optimizer, loss)
     seconds = (time.perf_counter() - started) / args.steps
     print(f"threads {threads}, word embeddings {'fixed' if args.freeze_word_embeddings else 'trained'}: {seconds:.3f} s per step")
 
