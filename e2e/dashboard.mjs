@@ -90,6 +90,16 @@ await step("asking again is answered from the cache", async () => {
     document.getElementById("result-meta").textContent.includes("from the cache"));
 });
 
+await step("an analysis stored after the page loaded appears by itself (Live)", async () => {
+  assert.equal(await page.isChecked("#live"), true, "Live is on by default");
+  // The idle sync stores the AI analysis above; the page must pick it up unprompted.
+  await page.waitForFunction(() => {
+    const chart = Chart.getChart("keywords-chart");
+    return chart && chart.data.labels.includes("AI");
+  }, null, { timeout: 45_000 });
+  assert.match(await page.textContent("#compare-checked"), /^Checked .+; Live checks every 10 s\.$/);
+});
+
 await step("an error from the API is shown in plain words", async () => {
   expectedStatus = 422;
   await page.fill("#limit", "5000");

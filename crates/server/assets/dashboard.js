@@ -163,18 +163,45 @@ function renderResult(result, roundTripMs) {
 
 // ---- Across keywords: GET /api/keywords --------------------------------------
 
+// The page checks for newly stored analyses this often while "Live" is on and the
+// tab is visible, and redraws only what changed.
+const LIVE_SECONDS = 10;
+let keywordsOnPage = null; // the /api/keywords answer drawn now, as JSON
+let detailOnPage = ""; // the keyword whose detail is drawn, as of which analysis
+let keywordsLoading = false;
+
 async function loadKeywords() {
-  show("compare-error", "");
-  let keywords;
+  if (keywordsLoading) return;
+  keywordsLoading = true;
   try {
-    keywords = (await api("/api/keywords?limit=30")).keywords;
+    const keywords = (await api("/api/keywords?limit=30")).keywords;
+    show("compare-error", "");
+    $("compare-checked").textContent =
+      `Checked ${new Date().toLocaleTimeString()}; Live checks every ${LIVE_SECONDS} s.`;
+    const answer = JSON.stringify(keywords);
+    if (answer !== keywordsOnPage) {
+      keywordsOnPage = answer;
+      renderKeywords(keywords);
+    }
+    const selected = $("detail-keyword").value;
+    if (selected && detailVersion(keywords, selected) !== detailOnPage) loadDetail(selected, keywords);
   } catch (problem) {
     show("compare-error", problem.message);
-    return;
+  } finally {
+    keywordsLoading = false;
   }
+}
+
+/** Changes when a new analysis of `keyword` is stored. */
+function detailVersion(keywords, keyword) {
+  const stored = keywords.find((k) => k.keyword === keyword);
+  return stored ? `${keyword}\n${stored.analyses}\n${stored.latest.analyzed_at}` : keyword;
+}
+
+function renderKeywords(keywords) {
   const empty = keywords.length === 0;
   show("compare-empty", empty
-    ? "Nothing is stored yet. Analyse a keyword above: the worker stores results when the CPU is quiet, then press Reload."
+    ? "Nothing is stored yet. Analyse a keyword above: the worker stores results when the CPU is quiet, and they appear here."
     : "");
   fillKeywordPicker(keywords);
   replaceChart("keywords-chart", {
@@ -209,7 +236,15 @@ async function loadKeywords() {
       },
     },
   });
-  if (!empty && !$("detail-keyword").value) selectKeyword(keywords[0].keyword);
+}
+
+/** Checks for new analyses every LIVE_SECONDS while "Live" is ticked and the page is
+ * in view, and at once when it comes back into view. */
+function startLive() {
+  const due = () => $("live").checked && document.visibilityState === "visible";
+  setInterval(() => { if (due()) loadKeywords(); }, LIVE_SECONDS * 1000);
+  document.addEventListener("visibilitychange", () => { if (due()) loadKeywords(); });
+  $("live").addEventListener("change", () => { if (due()) loadKeywords(); });
 }
 
 function fillKeywordPicker(keywords) {
@@ -232,21 +267,24 @@ function selectKeyword(keyword) {
   loadDetail(keyword);
 }
 
-async function loadDetail(keyword) {
+async function loadDetail(keyword, keywords = JSON.parse(keywordsOnPage || "[]")) {
   show("detail-error", "");
   show("detail-empty", "");
   const path = encodeURIComponent(keyword);
+  detailOnPage = detailVersion(keywords, keyword);
   try {
     const [trend, posts] = await Promise.all([
       api(`/api/keywords/${path}/trend?points=100`),
       api(`/api/keywords/${path}/posts?limit=1000`),
     ]);
+    if ($("detail-keyword").value !== keyword) return; // another keyword was picked meanwhile
     renderTrend(trend.points);
     renderConfidence(posts.analysis);
     if (!posts.analysis) {
       show("detail-empty", `No stored analysis of “${keyword}” has its posts yet (analyses rebuilt from the cache have none).`);
     }
   } catch (problem) {
+    detailOnPage = ""; // try again at the next check
     show("detail-error", problem.message);
   }
 }
@@ -382,4 +420,5 @@ document.addEventListener("DOMContentLoaded", () => {
   $("reload-keywords").addEventListener("click", loadKeywords);
   $("detail-keyword").addEventListener("change", (e) => loadDetail(e.target.value));
   loadKeywords();
+  startLive();
 });
