@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(access, access::enforce))
+        .layer(axum::middleware::from_fn(bound_request_head))
         .layer(axum::middleware::from_fn(observability::record_request))
         .layer(axum::middleware::map_response(dashboard::security_headers))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
@@ -125,7 +126,9 @@ pub struct ConnectionLimits {
     /// A client must send a request's whole header within this, or the connection is
     /// closed: a slow-loris client cannot hold a connection open by trickling bytes.
     pub header_read_timeout: Duration,
-    /// Largest request head (request line and headers); a larger one is answered 431.
+    /// Largest request head (request line and headers); a larger one is answered 431
+    /// with the JSON error `headers_too_large`. The HTTP parser buffers at most twice
+    /// this and answers a head past that (or one of over 100 headers) with a bare 431.
     pub max_header_bytes: usize,
     /// Most open connections; a new one past it is closed at once.
     pub max_connections: usize,
@@ -165,11 +168,14 @@ pub async fn serve_with(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        .max_buf_size(limits.max_header_bytes.saturating_mul(2).max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(
+            u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+        );
+    let head_limit = HeadLimit(limits.max_header_bytes);
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -198,6 +204,7 @@ pub async fn serve_with(
             request
                 .extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
+            request.extensions_mut().insert(head_limit);
             app.clone().oneshot(request.map(Body::new))
         });
         let connection = builder
@@ -357,6 +364,36 @@ fn prometheus_text(prometheus: &PrometheusHandle) -> Response {
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::openapi_json())
+}
+
+/// The request-head bound of the connection a request came on (set by [`serve_with`]).
+#[derive(Debug, Clone, Copy)]
+struct HeadLimit(usize);
+
+/// Answers a request whose head is over its connection's bound with a JSON 431, so
+/// that, short of the parser's own hard cap, a client learns what was wrong.
+async fn bound_request_head(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    match request.extensions().get::<HeadLimit>() {
+        Some(&HeadLimit(limit)) if head_bytes(&request) > limit => {
+            ApiError::HeadTooLarge { limit }.into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// The size of a request's head as an HTTP/1.1 client sends it.
+fn head_bytes(request: &Request<Body>) -> usize {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |p| p.as_str().len());
+    let line = request.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + ": \r\n".len() + value.len())
+        .sum();
+    line + headers + "\r\n".len()
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -30,6 +30,8 @@ pub enum ApiError {
     UnknownField(String),
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
+    #[error("the request line and headers are larger than {limit} bytes")]
+    HeadTooLarge { limit: usize },
     #[error("no route for {0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -106,6 +108,12 @@ impl ApiError {
                 None,
             ),
             BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None, None),
+            HeadTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                None,
+                None,
+            ),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
