@@ -2,9 +2,11 @@
 # A bounded burst of many concurrent users against a moodwire server on this machine:
 # mixed cache hits (a few hot keywords), misses (fresh limits) and bad requests.
 #   scripts/stress_test.sh [--url http://127.0.0.1:8000] [--duration 20s] [--connections 200] [--threads 2]
-#                          [--mix mixed|hits|hits-plot]
+#                          [--mix mixed|hits|hits-plot|misses]
 # mixed: 80 % hits, 15 % misses, 5 % bad requests; hits: one cached keyword, no plot;
-# hits-plot: the same with the chart. Reports req/s, p50/p95/p99, the status mix and
+# hits-plot: the same with the chart; misses: every request a fresh analysis (a hot
+# keyword with a random limit, no plot). Run `--mix misses` and `--mix hits` at once to
+# see what a flood of new questions does to cache hits. Reports req/s, p50/p95/p99, the status mix and
 # errors. Loopback only.
 #
 #   scripts/stress_test.sh --soak [--duration 120s] [--connections 200]
@@ -46,6 +48,10 @@ local hot = {"AI", "climate", "bitcoin", "elections", "layoffs"}
 local threads = {}
 setup = function(thread) table.insert(threads, thread) end
 init = function() statuses = {} end
+-- A fresh analysis: a hot keyword with a limit that is most likely not cached yet.
+local function miss()
+  return string.format('{"keyword":"%s","limit":%d,"return_plot":false}', hot[math.random(#hot)], math.random(1, 1000))
+end
 request = function()
   local r = math.random(100)
   local body
@@ -53,10 +59,12 @@ request = function()
     body = '{"keyword":"AI","limit":100,"return_plot":false}'
   elseif mix == "hits-plot" then
     body = '{"keyword":"AI","limit":100}'
+  elseif mix == "misses" then
+    body = miss()
   elseif r <= 80 then
     body = string.format('{"keyword":"%s","limit":100}', hot[math.random(#hot)])
   elseif r <= 95 then
-    body = string.format('{"keyword":"%s","limit":%d,"return_plot":false}', hot[math.random(#hot)], math.random(1, 1000))
+    body = miss()
   else
     body = '{"keyword":"","limit":0}'
   end
