@@ -238,10 +238,10 @@ function renderKeywords(keywords) {
   });
 }
 
-/** Checks for new analyses every LIVE_SECONDS while "Live" is ticked and the page is
- * in view, and at once when it comes back into view. */
+/** Checks for new analyses every LIVE_SECONDS while "Live" is ticked, the page is in
+ * view and no API key is being asked for, and at once when it comes back into view. */
 function startLive() {
-  const due = () => $("live").checked && document.visibilityState === "visible";
+  const due = () => $("live").checked && document.visibilityState === "visible" && $("key-form").hidden;
   setInterval(() => { if (due()) loadKeywords(); }, LIVE_SECONDS * 1000);
   document.addEventListener("visibilitychange", () => { if (due()) loadKeywords(); });
   $("live").addEventListener("change", () => { if (due()) loadKeywords(); });
