@@ -589,12 +589,13 @@ async fn slow_huge_or_excess_connections_are_cut_off() {
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    let large = unpooled
-        .get(format!("{}/healthz", app.base))
-        .header("x-padding", "a".repeat(20 * 1024))
-        .send()
-        .await
-        .unwrap();
+    let healthz_padded = |bytes: usize| {
+        unpooled
+            .get(format!("{}/healthz", app.base))
+            .header("x-padding", "a".repeat(bytes))
+            .send()
+    };
+    let large = healthz_padded(20 * 1024).await.unwrap();
     assert_eq!(large.status(), 431, "a request head over the limit");
     let body: Value = large.json().await.unwrap();
     assert_eq!(body["error"]["code"], "headers_too_large");
@@ -602,20 +603,10 @@ async fn slow_huge_or_excess_connections_are_cut_off() {
         body["error"]["message"],
         "the request line and headers are larger than 16384 bytes"
     );
-    let just_under = unpooled
-        .get(format!("{}/healthz", app.base))
-        .header("x-padding", "a".repeat(16 * 1024 - 200))
-        .send()
-        .await
-        .unwrap();
+    let just_under = healthz_padded(16 * 1024 - 200).await.unwrap();
     assert_eq!(just_under.status(), 200, "a head just under the limit");
     // Past twice the limit the parser stops reading: a bare 431, nothing buffered.
-    let huge = unpooled
-        .get(format!("{}/healthz", app.base))
-        .header("x-padding", "a".repeat(40 * 1024))
-        .send()
-        .await
-        .unwrap();
+    let huge = healthz_padded(40 * 1024).await.unwrap();
     assert_eq!(huge.status(), 431, "a request head over the parser's cap");
     drop(huge);
     // The server lets go of the closed connections' slots.
