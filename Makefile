@@ -21,11 +21,12 @@ run: build
 
 ## The whole suite: formatting, lints, unit and integration tests against real
 ## local services (PostgreSQL, Redis, a Kafka-wire broker; see scripts/services.sh).
-test: setup services
+test: setup services $(BENCH_VENV)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 	scripts/check_deploy.sh
-	set -a && . .services/env && set +a && $(CARGO) test --release --locked --workspace
+	set -a && . .services/env && set +a && MOODWIRE_TEST_PYTHON=$(CURDIR)/$(BENCH_PY) \
+		$(CARGO) test --release --locked --workspace
 	scripts/schemathesis.sh
 
 ## The property tests of every parser of untrusted input (request body, keyword,

@@ -13,7 +13,7 @@ from normalize import normalize
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 LABEL_TO_ID = {label: i for i, label in enumerate(LABELS)}
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "emotion"
+DEFAULT_DATA_DIR = REPO_ROOT / "data" / "emotion"
 SPLIT_FILES = {"train": "train.txt", "validation": "validation.txt", "test": "test.txt"}
 
 
@@ -50,18 +50,24 @@ def base_model_dir() -> str:
 
 
 def metrics(y_true: list[int], y_pred: list[int]) -> dict:
-    """Accuracy, macro/weighted F1, per-class table and confusion matrix."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
-
-    labels = list(range(len(LABELS)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    """Accuracy, macro/weighted F1, per-class table and confusion matrix (the same
+    definitions as scikit-learn's, with 0 for an undefined precision or recall)."""
+    n = len(LABELS)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    true_positive = np.diag(confusion).astype(np.float64)
+    support = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_positive / predicted, 0.0)
+        recall = np.where(support > 0, true_positive / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    total = max(int(support.sum()), 1)
     return {
         "n": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "accuracy": float(true_positive.sum() / total),
+        "macro_f1": float(f1.mean()),
+        "weighted_f1": float((f1 * support).sum() / total),
         "per_class": {
             LABELS[i]: {
                 "precision": float(precision[i]),
@@ -69,10 +75,10 @@ def metrics(y_true: list[int], y_pred: list[int]) -> dict:
                 "f1": float(f1[i]),
                 "support": int(support[i]),
             }
-            for i in labels
+            for i in range(n)
         },
         "labels": LABELS,
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_matrix": confusion.tolist(),
     }
 
 

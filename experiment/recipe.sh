@@ -21,7 +21,7 @@ EPOCHS=${EPOCHS:-5}
 RUNS=${RUNS:-experiment/runs/recipe}
 OUT=${OUT:-models/emotion}
 FP32_DIR=${FP32_DIR:-experiment/artifacts/fp32}
-DATA_DIR=${DATA_DIR:-../shared/data/emotion}
+DATA_DIR=${DATA_DIR:-data/emotion}
 read -r -a FINE_TUNE_ARGS <<< "${FINE_TUNE_ARGS:-}"
 THREADS=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))
 export HF_HUB_OFFLINE=1

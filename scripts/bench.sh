@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv-bench
-corpus=${BENCH_CORPUS:-../shared/data/emotion/test.txt}
+corpus=${BENCH_CORPUS:-data/emotion/test.txt}
 runs=$(mktemp -d)
 trap 'rm -rf "$runs"' EXIT
 echo "machine: $(nproc) cores, $(uname -m); model: $(python3 -c 'import json; print(json.load(open("models/emotion/config.json"))["model_version"])')"

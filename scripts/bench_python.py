@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Python baseline for `moodwire bench`: the same INT8 model through Python onnxruntime.
 
-    python scripts/bench_python.py --model-dir models/emotion --corpus ../shared/data/emotion/test.txt
+    python scripts/bench_python.py --model-dir models/emotion --corpus data/emotion/test.txt
 
 Two loops over the same texts:
   original    what the original Python service did: mini-batches of 16 in input
@@ -77,7 +77,7 @@ def timed(fn, *args) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-dir", type=Path, default=Path("models/emotion"))
-    p.add_argument("--corpus", type=Path, default=Path("../shared/data/emotion/test.txt"))
+    p.add_argument("--corpus", type=Path, default=Path("data/emotion/test.txt"))
     p.add_argument("--single", type=int, default=300)
     p.add_argument("--repeats", type=int, default=10)
     args = p.parse_args()

@@ -139,7 +139,7 @@ def interleaved(runs: dict, repeats: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-dir", type=Path, default=Path("models/emotion"))
-    p.add_argument("--corpus", type=Path, default=Path("../shared/data/emotion/test.txt"))
+    p.add_argument("--corpus", type=Path, default=Path("data/emotion/test.txt"))
     p.add_argument("--sample", type=Path, default=Path("data/sample/posts.ndjson"))
     p.add_argument("--keyword", default="AI", help="keyword of the sample-post row (moodwire bench's default)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = all cores (moodwire's default)")

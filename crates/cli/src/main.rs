@@ -7,6 +7,7 @@ mod wiring;
 
 use std::io::IsTerminal;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -45,6 +46,22 @@ enum Command {
     Model(commands::model::Command),
 }
 
+/// Runs one command on the process's one async runtime.
+fn run(command: Command, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => commands::serve::run(args, runtime),
+        Command::Worker(args) => commands::worker::run(args, runtime),
+        Command::Sync(args) => commands::sync::run(args, runtime),
+        Command::Warm(args) => commands::warm::run(args, runtime),
+        Command::Analyze(args) => commands::analyze::run(args, runtime),
+        Command::Classify(args) => commands::classify::run(args, runtime),
+        Command::Eval(args) => commands::eval::run(args, runtime),
+        Command::Bench(args) => commands::bench::run(args, runtime),
+        Command::Index(args) => commands::index::run(args, runtime),
+        Command::Model(command) => commands::model::run(command, runtime),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -55,18 +72,9 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => commands::serve::run(args),
-        Command::Worker(args) => commands::worker::run(args),
-        Command::Sync(args) => commands::sync::run(args),
-        Command::Warm(args) => commands::warm::run(args),
-        Command::Analyze(args) => commands::analyze::run(args),
-        Command::Classify(args) => commands::classify::run(args),
-        Command::Eval(args) => commands::eval::run(args),
-        Command::Bench(args) => commands::bench::run(args),
-        Command::Index(args) => commands::index::run(args),
-        Command::Model(command) => commands::model::run(command),
-    };
+    let result = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| run(cli.command, &runtime));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

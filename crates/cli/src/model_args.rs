@@ -32,16 +32,7 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The model folder, downloading it first when it lives in S3. For commands
-    /// that run outside an async runtime.
-    pub fn open(&self) -> anyhow::Result<ModelDir> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        runtime.block_on(self.open_async())
-    }
-
+    /// The model folder, downloading it first when it lives in S3.
     pub async fn open_async(&self) -> anyhow::Result<ModelDir> {
         let path = if self.model.starts_with("s3://") {
             let location: S3Location = self.model.parse()?;
@@ -62,11 +53,6 @@ impl ModelArgs {
             max_batch_tokens: self.batch_tokens as usize,
             length_bucketing: true,
         }
-    }
-
-    pub fn load_engine(&self) -> anyhow::Result<Engine> {
-        let dir = self.open()?;
-        Ok(Engine::load(&dir, self.engine_options())?)
     }
 
     pub async fn load_engine_async(&self) -> anyhow::Result<Engine> {

@@ -81,7 +81,7 @@ pub struct CacheArgs {
     #[arg(long, env = "MOODWIRE_CACHE_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_ttl_secs: u64,
     /// Shared result cache, e.g. `redis://127.0.0.1:6379`; unset: in-process cache.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<RedactedUrl>,
     /// Prefix of moodwire's Redis keys, so deployments (or tests) can share a Redis.
     #[arg(long, env = "MOODWIRE_REDIS_PREFIX", default_value = "moodwire:")]
@@ -112,8 +112,12 @@ pub struct EventLogArgs {
     #[arg(long, env = "MOODWIRE_DATA_DIR", default_value = "data/moodwire")]
     pub data_dir: PathBuf,
     /// Kafka bootstrap servers, e.g. `127.0.0.1:9092`; unset: the journal is the event log.
-    #[arg(long, env = "KAFKA_BROKERS")]
+    #[arg(long, env = "KAFKA_BROKERS", hide_env_values = true)]
     pub kafka_brokers: Option<String>,
+    /// Largest size of the journal file, in MiB: past it, appends fail (loudly, as on
+    /// a full disk) and answers are still served. 4096 (4 GiB) by default.
+    #[arg(long, env = "MOODWIRE_JOURNAL_MAX_MB", default_value_t = Journal::DEFAULT_MAX_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub journal_max_mb: u64,
     /// The topic of analysis events.
     #[arg(long, env = "MOODWIRE_KAFKA_TOPIC", default_value = KafkaConfig::DEFAULT_TOPIC)]
     pub kafka_topic: String,
@@ -140,7 +144,7 @@ impl EventLogArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct WorkerArgs {
     /// The store: `postgres://…`, or `sqlite://PATH`; unset: `moodwire.sqlite` in the data dir.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<RedactedUrl>,
     /// The idle sync runs only while the system CPU is below this percentage.
     #[arg(long, env = "MOODWIRE_SYNC_CPU_PCT", default_value_t = 20.0, value_parser = percent)]
@@ -148,6 +152,10 @@ pub struct WorkerArgs {
     /// Analyses per store transaction.
     #[arg(long, env = "MOODWIRE_SYNC_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub sync_batch: u64,
+    /// An analysis waiting longer than this (seconds) is synced even while the CPU is
+    /// busy, in small throttled batches: load delays the history, it cannot stop it.
+    #[arg(long, env = "MOODWIRE_SYNC_MAX_DELAY_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400 * 7))]
+    pub sync_max_delay_secs: u64,
     /// The warmer runs only while the system CPU is below this percentage (and stops
     /// its cycle above 45 %).
     #[arg(long, env = "MOODWIRE_WARM_CPU_PCT", default_value_t = 35.0, value_parser = percent)]
@@ -229,6 +237,7 @@ impl WorkerArgs {
         SyncConfig {
             cpu_threshold: self.sync_cpu_pct,
             batch_size: self.sync_batch as usize,
+            max_delay: Duration::from_secs(self.sync_max_delay_secs),
             ..SyncConfig::default()
         }
     }
@@ -246,7 +255,7 @@ impl EventLogArgs {
     /// Opens the journal and, with Kafka, makes sure the topic exists (a broker that
     /// is away now is not an error: the journal holds the events meanwhile).
     pub async fn open(&self) -> anyhow::Result<Events> {
-        let journal = Journal::open(&self.data_dir).await?;
+        let journal = Journal::open_bounded(&self.data_dir, self.journal_max_mb << 20).await?;
         let kafka = self.kafka();
         let forwarder = match &kafka {
             Some(config) => {
@@ -282,9 +291,44 @@ pub struct Pipeline {
     pub events: Events,
 }
 
-/// A URL that may carry a password: usable, printed without it.
+/// A URL that may carry a password (`user:password@`, or `?password=` as libpq
+/// allows): usable, printed without it.
 #[derive(Clone)]
 pub struct RedactedUrl(String);
+
+impl RedactedUrl {
+    /// Query parameters whose values are secrets.
+    fn is_secret_parameter(name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        ["password", "passwd", "secret", "token", "key"]
+            .iter()
+            .any(|secret| name.contains(secret))
+    }
+
+    fn redacted(&self) -> String {
+        let (base, query) = match self.0.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (self.0.as_str(), None),
+        };
+        let mut out = match (base.split_once("://"), base.rfind('@')) {
+            (Some((scheme, _)), Some(at)) => format!("{scheme}://[redacted]{}", &base[at..]),
+            _ => base.to_string(),
+        };
+        if let Some(query) = query {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if Self::is_secret_parameter(name) => {
+                        format!("{name}=[redacted]")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            out = format!("{out}?{}", pairs.join("&"));
+        }
+        out
+    }
+}
 
 impl FromStr for RedactedUrl {
     type Err = std::convert::Infallible;
@@ -296,10 +340,7 @@ impl FromStr for RedactedUrl {
 
 impl std::fmt::Debug for RedactedUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.0.split_once("://"), self.0.rfind('@')) {
-            (Some((scheme, _)), Some(at)) => write!(f, "{scheme}://[redacted]{}", &self.0[at..]),
-            _ => f.write_str(&self.0),
-        }
+        f.write_str(&self.redacted())
     }
 }
 
@@ -441,5 +482,17 @@ mod tests {
         assert_eq!(format!("{url:?}"), "redis://[redacted]@cache:6379/0");
         let plain: RedactedUrl = "redis://127.0.0.1:6379".parse().unwrap();
         assert_eq!(format!("{plain:?}"), "redis://127.0.0.1:6379");
+        let query: RedactedUrl = "postgres://db/mw?user=mw&password=hunter2&sslmode=require"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            format!("{query:?}"),
+            "postgres://db/mw?user=mw&password=[redacted]&sslmode=require"
+        );
+        let both: RedactedUrl = "postgres://u:p@db/mw?sslpassword=x".parse().unwrap();
+        assert_eq!(
+            format!("{both:?}"),
+            "postgres://[redacted]@db/mw?sslpassword=[redacted]"
+        );
     }
 }

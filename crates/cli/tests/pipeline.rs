@@ -805,3 +805,225 @@ async fn the_warmer_refreshes_seed_keywords_when_quiet_and_skips_when_busy() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["source"], "cache", "{body}");
 }
+
+/// Pages of `per_page` Reddit self-posts of `body_bytes` each, `pages` in all, served
+/// by the `after` cursor (`page1`, `page2`, ...) as Reddit's search does.
+struct SelfPostPages {
+    pages: usize,
+    per_page: usize,
+    body_bytes: usize,
+}
+
+impl wiremock::Respond for SelfPostPages {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let page: usize = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "after")
+            .and_then(|(_, v)| v.strip_prefix("page")?.parse().ok())
+            .unwrap_or(0);
+        let body = "Long self-post about the outage. ".repeat(self.body_bytes / 33);
+        let children: Vec<Value> = (0..self.per_page)
+            .map(|i| {
+                let n = page * self.per_page + i;
+                json!({"kind": "t3", "data": {
+                    "id": format!("big{n}"), "subreddit": "sysadmin", "author": "someone",
+                    "created_utc": 1_700_000_000 - n as i64, "title": format!("Outage story {n}"),
+                    "selftext": body, "score": 1, "permalink": format!("/r/sysadmin/comments/big{n}/")
+                }})
+            })
+            .collect();
+        let after = (page + 1 < self.pages).then(|| format!("page{}", page + 1));
+        wiremock::ResponseTemplate::new(200)
+            .insert_header("x-ratelimit-remaining", "99")
+            .insert_header("x-ratelimit-reset", "60")
+            .set_body_json(
+                json!({"kind": "Listing", "data": {"after": after, "children": children}}),
+            )
+    }
+}
+
+/// What one hostile request and one huge analysis did to persistence before: a NUL
+/// keyword is refused (422); an analysis of 1,000 self-posts of 8 KB from Reddit and a
+/// normal one both reach PostgreSQL through Kafka with every prediction, within a
+/// minute; a poison event already in the journal is dead-lettered, not retried forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_and_huge_analyses_never_stop_persistence() {
+    use wiremock::matchers::{method, path};
+    let reddit = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/api/v1/access_token"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "tok", "token_type": "bearer", "expires_in": 86400, "scope": "*"
+        })))
+        .mount(&reddit)
+        .await;
+    wiremock::Mock::given(method("GET"))
+        .and(path("/search"))
+        .respond_with(SelfPostPages {
+            pages: 10,
+            per_page: 100,
+            body_bytes: 8 * 1024,
+        })
+        .mount(&reddit)
+        .await;
+    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let topic = unique("moodwire.analyses.hostile");
+    let auth_url = format!("{}/api/v1/access_token", reddit.uri());
+    let setup = Setup::new(&[
+        ("KAFKA_BROKERS", &service_env("MOODWIRE_TEST_KAFKA_BROKERS")),
+        ("MOODWIRE_KAFKA_TOPIC", &topic),
+        ("MOODWIRE_KAFKA_GROUP", &unique("group")),
+        ("DATABASE_URL", &database),
+        ("MOODWIRE_SOURCE", "reddit"),
+        ("REDDIT_CLIENT_ID", "test-app"),
+        ("REDDIT_CLIENT_SECRET", "test-secret"),
+        (
+            "REDDIT_USER_AGENT",
+            "linux:moodwire-tests:0.1.0 (by /u/moodwire)",
+        ),
+        ("REDDIT_AUTH_URL", &auth_url),
+        ("REDDIT_API_URL", &reddit.uri()),
+    ]);
+    // A poison event from before input hygiene, waiting in the journal.
+    let mut poison = synthetic_event(0, 3);
+    poison.posts[1].post.title = "a\u{0}b".into();
+    Journal::open(setup.data.path())
+        .await
+        .unwrap()
+        .append(&poison)
+        .await
+        .unwrap();
+    let server = setup.serve();
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        client
+            .post(format!("http://{}/analyze", server.address))
+            .json(&body)
+            .send()
+    };
+    let refused = post(json!({"keyword": "a\u{0}b", "limit": 20}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "invalid_keyword");
+    assert_eq!(refused["error"]["field"], "keyword");
+
+    let huge = post(json!({"keyword": "outage", "limit": 1000, "return_plot": false}))
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 200);
+    let huge: Value = huge.json().await.unwrap();
+    assert_eq!(huge["count"], 1000);
+    let normal = post(json!({"keyword": "status page", "limit": 20, "return_plot": false}))
+        .await
+        .unwrap();
+    assert_eq!(normal.status(), 200);
+    let normal: Value = normal.json().await.unwrap();
+
+    let predictions_of = |analysis: &Value| {
+        format!(
+            "SELECT count(*) FROM predictions WHERE analysis_id = '{}'",
+            analysis["analysis_id"].as_str().unwrap()
+        )
+    };
+    eventually(
+        Duration::from_secs(60),
+        "both analyses in PostgreSQL with every prediction",
+        || async {
+            pg_scalar(&database, &predictions_of(&huge)).await == Some(1000)
+                && pg_scalar(&database, &predictions_of(&normal)).await == Some(20)
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the poison event dead-lettered",
+        || async { pg_scalar(&database, "SELECT count(*) FROM dead_letters").await == Some(1) },
+    )
+    .await;
+    assert_eq!(
+        pg_scalar(&database, "SELECT count(*) FROM analyses").await,
+        Some(2),
+        "the poison's analysis is not half stored"
+    );
+    assert!(
+        pg_scalar(&database, "SELECT max(length(body)) FROM posts")
+            .await
+            .unwrap()
+            <= Post::EXCERPT_MAX_CHARS as i64,
+        "events carry excerpts, not 8 KB bodies"
+    );
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metric(&metrics, "moodwire_dead_letters_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // The operator lists it, and a replay keeps it (the store still refuses it).
+    let listed = setup.command(&["sync", "--dead-letters"]).output().unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        listed["store"][0]["analysis_id"],
+        poison.analysis.id.as_str()
+    );
+    assert!(listed["store"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("0x00"));
+    let replayed = setup
+        .command(&["sync", "--retry-dead-letters"])
+        .output()
+        .unwrap();
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    let replayed: Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert_eq!(
+        (
+            replayed["replayed"].as_u64(),
+            replayed["still_dead"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        pg_scalar(&database, "SELECT attempts FROM dead_letters").await,
+        Some(2)
+    );
+}
+
+/// Under a CPU held above the sync's threshold, the backlog still reaches the store
+/// once it is older than MOODWIRE_SYNC_MAX_DELAY_SECS, and its age shows in /metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_host_delays_the_sync_only_up_to_the_deadline() {
+    let setup = Setup::new(&[("MOODWIRE_SYNC_MAX_DELAY_SECS", "3")]);
+    setup.set_cpu(95.0);
+    let server = setup.serve();
+    server.analyze("AI").await;
+    let store = setup.data.path().join("moodwire.sqlite");
+    let started = Instant::now();
+    eventually(
+        Duration::from_secs(30),
+        "the analysis stored while the CPU is busy",
+        || async { sqlite_scalar(&store, "SELECT count(*) FROM analyses").await == Some(1) },
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not before its deadline: {:?}",
+        started.elapsed()
+    );
+    assert!(server
+        .metrics()
+        .await
+        .contains("moodwire_sync_oldest_event_age_seconds"));
+}

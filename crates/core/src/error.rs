@@ -6,6 +6,8 @@ pub enum InputError {
     BlankKeyword,
     #[error("keyword must be at most {max} characters after trimming (got {got})")]
     KeywordTooLong { max: usize, got: usize },
+    #[error("keyword must not contain control or format characters (U+{code_point:04X} at character {position})")]
+    KeywordInvisibleCharacter { code_point: u32, position: usize },
     #[error("limit must be between {min} and {max} (got {got})")]
     LimitOutOfRange { min: u32, max: u32, got: i64 },
     #[error("{field} must be between {min} and {max} (got {got})")]
@@ -20,7 +22,9 @@ pub enum InputError {
 impl InputError {
     pub fn code(&self) -> &'static str {
         match self {
-            InputError::BlankKeyword | InputError::KeywordTooLong { .. } => "invalid_keyword",
+            InputError::BlankKeyword
+            | InputError::KeywordTooLong { .. }
+            | InputError::KeywordInvisibleCharacter { .. } => "invalid_keyword",
             InputError::LimitOutOfRange { .. } => "invalid_limit",
             InputError::ParameterOutOfRange { .. } => "invalid_parameter",
         }
@@ -28,7 +32,9 @@ impl InputError {
 
     pub fn field(&self) -> &'static str {
         match self {
-            InputError::BlankKeyword | InputError::KeywordTooLong { .. } => "keyword",
+            InputError::BlankKeyword
+            | InputError::KeywordTooLong { .. }
+            | InputError::KeywordInvisibleCharacter { .. } => "keyword",
             InputError::LimitOutOfRange { .. } => "limit",
             InputError::ParameterOutOfRange { field, .. } => field,
         }

@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Analysis, ClassifiedPost, Keyword};
 
+/// Largest event, in bytes of JSON, that the log carries: under the 1,000,000 bytes a
+/// Kafka producer sends by default (`message.max.bytes`) and a broker takes, with room
+/// for the record's key and headers. Bigger analyses are split ([`AnalysisRecorded::split_to_fit`]).
+pub const MAX_EVENT_BYTES: usize = 900_000;
+
 /// Version of the [`AnalysisRecorded`] JSON. Bump it on any change a reader must know
 /// about; readers reject versions they do not know instead of guessing.
 pub const EVENT_VERSION: u32 = 1;
@@ -48,6 +53,41 @@ impl AnalysisRecorded {
             timings: Timings::default(),
             recovered: true,
         }
+    }
+
+    /// The event as parts of at most `max_bytes` of JSON each (one part when it fits).
+    /// Each part carries the whole analysis and some of its posts: the store's upserts
+    /// put the parts back together in any order, and storing one twice changes nothing.
+    /// A part of one post is never split further (bounded fields keep it far below any
+    /// sensible limit; see [`crate::Post::for_event`]).
+    pub fn split_to_fit(self, max_bytes: usize) -> Vec<AnalysisRecorded> {
+        let size = self.to_json().len();
+        if size <= max_bytes || self.posts.len() <= 1 {
+            return vec![self];
+        }
+        let parts = size.div_ceil(max_bytes).max(2);
+        let per_part = self.posts.len().div_ceil(parts);
+        let AnalysisRecorded {
+            version,
+            analysis,
+            posts,
+            timings,
+            recovered,
+        } = self;
+        let mut posts = posts.into_iter().peekable();
+        let mut out = Vec::new();
+        while posts.peek().is_some() {
+            let part = AnalysisRecorded {
+                version,
+                analysis: analysis.clone(),
+                posts: posts.by_ref().take(per_part).collect(),
+                timings,
+                recovered,
+            };
+            // Posts differ in size: a part still over the bound is halved again.
+            out.extend(part.split_to_fit(max_bytes));
+        }
+        out
     }
 
     /// The keyword's normalized form: the partition key (one keyword's events stay in
@@ -136,6 +176,53 @@ mod tests {
         assert_eq!(AnalysisRecorded::from_json(&e.to_json()).unwrap(), e);
         assert_eq!(e.posts[0].prediction.label, Emotion::Joy);
         assert_eq!(e.keyword_key(), "rust lang");
+    }
+
+    fn big_event(posts: usize, body_chars: usize) -> AnalysisRecorded {
+        let mut e = event();
+        let template = e.posts[0].clone();
+        e.posts = (0..posts)
+            .map(|i| {
+                let mut p = template.clone();
+                p.post.id = format!("t3_{i:06}");
+                p.post.title = format!("A self-post about Rust number {i}");
+                p.post.selftext = "lorem ipsum dolor sit amet ".repeat(body_chars / 27);
+                p.post.permalink = format!("/r/rust/comments/{i:06}/a_self_post_about_rust/");
+                p.post = p.post.for_event();
+                p
+            })
+            .collect();
+        e
+    }
+
+    #[test]
+    fn an_analysis_of_a_thousand_long_self_posts_fits_one_event() {
+        let event = big_event(1000, 40_000);
+        let bytes = event.to_json().len();
+        assert!(bytes < MAX_EVENT_BYTES, "{bytes} bytes");
+        assert_eq!(event.split_to_fit(MAX_EVENT_BYTES).len(), 1);
+    }
+
+    #[test]
+    fn an_event_over_the_bound_is_split_into_parts_that_fit_and_keep_every_post() {
+        let event = big_event(1000, 40_000);
+        let bound = event.to_json().len() / 3;
+        let parts = event.clone().split_to_fit(bound);
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        for part in &parts {
+            assert!(part.to_json().len() <= bound);
+            assert_eq!(part.analysis, event.analysis);
+            assert_eq!(part.timings, event.timings);
+        }
+        let ids: Vec<&str> = parts
+            .iter()
+            .flat_map(|p| p.posts.iter().map(|c| c.post.id.as_str()))
+            .collect();
+        let expected: Vec<&str> = event.posts.iter().map(|c| c.post.id.as_str()).collect();
+        assert_eq!(ids, expected, "every post once, in order");
+        // One post is never split, whatever the bound.
+        let single = big_event(1, 100);
+        assert_eq!(single.split_to_fit(10).len(), 1);
     }
 
     #[test]

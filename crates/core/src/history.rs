@@ -38,27 +38,12 @@ pub struct ScoredPost {
     pub subreddit: String,
     pub created_at: DateTime<Utc>,
     pub title: String,
-    /// The start of the body, at most [`ScoredPost::EXCERPT_CHARS`] characters.
+    /// The start of the body, at most [`crate::Post::EXCERPT_MAX_CHARS`] characters.
     pub excerpt: String,
     pub permalink: String,
     pub label: Emotion,
     /// The probability of `label`: the model's confidence.
     pub score: f64,
-}
-
-impl ScoredPost {
-    pub const EXCERPT_CHARS: usize = 280;
-
-    /// The first [`Self::EXCERPT_CHARS`] characters of `body`, with an ellipsis when cut.
-    pub fn excerpt_of(body: &str) -> String {
-        let mut chars = body.chars();
-        let head: String = chars.by_ref().take(Self::EXCERPT_CHARS).collect();
-        if chars.next().is_some() {
-            format!("{}…", head.trim_end())
-        } else {
-            head
-        }
-    }
 }
 
 /// The posts of the latest analysis of a keyword that kept its posts.
@@ -121,17 +106,6 @@ pub fn in_emotion_order(rows: impl IntoIterator<Item = EmotionShare>) -> Vec<Emo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn excerpts_are_cut_on_characters_and_marked() {
-        assert_eq!(ScoredPost::excerpt_of("short"), "short");
-        let long = "é".repeat(ScoredPost::EXCERPT_CHARS + 1);
-        let cut = ScoredPost::excerpt_of(&long);
-        assert_eq!(cut.chars().count(), ScoredPost::EXCERPT_CHARS + 1);
-        assert!(cut.ends_with('…'));
-        let exact = "a".repeat(ScoredPost::EXCERPT_CHARS);
-        assert_eq!(ScoredPost::excerpt_of(&exact), exact);
-    }
 
     #[test]
     fn row_limits_are_bounded_and_name_their_field() {

@@ -18,6 +18,6 @@ pub mod trending;
 pub use analysis::{aggregate, Analysis, ClassifiedPost, EmotionShare, PostsSource};
 pub use emotion::{Emotion, Prediction};
 pub use error::InputError;
-pub use event::{AnalysisRecorded, Timings};
-pub use post::{is_removed, Post};
+pub use event::{AnalysisRecorded, Timings, MAX_EVENT_BYTES};
+pub use post::{excerpt, is_removed, strip_controls, Post};
 pub use query::{Keyword, Limit};

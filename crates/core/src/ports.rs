@@ -1,6 +1,7 @@
 //! The edges of the domain. Each port has an embedded default adapter and a
 //! real-infrastructure adapter (see DESIGN.md); the domain only sees these traits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -46,13 +47,40 @@ pub enum SourceError {
     AuthFailed(String),
 }
 
+/// One analysis's place among those computed at once. It is given back when the
+/// last clone is dropped: work that can outlive its caller (a blocking dump scan
+/// that is told to stop but needs a moment to notice) keeps a clone, so an abandoned
+/// request holds its place until its work has really stopped.
+#[derive(Clone)]
+pub struct WorkSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
+impl WorkSlot {
+    pub fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        WorkSlot(Arc::new(permit))
+    }
+
+    /// A slot of no bound, for callers that bound nothing (tools, tests).
+    pub fn unbounded() -> Self {
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a fresh semaphore has a permit");
+        WorkSlot::new(permit)
+    }
+}
+
 /// Finds recent posts about a keyword.
 #[async_trait]
 pub trait PostSource: Send + Sync {
     fn kind(&self) -> PostsSource;
 
-    /// Up to `limit` posts matching `keyword`, newest first.
-    async fn search(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError>;
+    /// Up to `limit` posts matching `keyword`, newest first. Work that may go on after
+    /// the caller has gone keeps a clone of `slot` until it has stopped.
+    async fn search(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        slot: &WorkSlot,
+    ) -> Result<Vec<Post>, SourceError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,16 +133,60 @@ pub struct LogPosition(pub Vec<(i32, i64)>);
 #[derive(Debug, Default)]
 pub struct EventBatch {
     pub events: Vec<AnalysisRecorded>,
-    /// Entries that could not be decoded: logged by the reader, counted by the sync, and
-    /// committed with the batch so one bad entry cannot stall the log.
-    pub rejected: usize,
+    /// Entries that could not be decoded. The sync moves them to the store's dead
+    /// letters and commits them with the batch, so one bad entry cannot stall the log
+    /// and none is skipped silently.
+    pub unreadable: Vec<DeadLetter>,
     pub position: LogPosition,
 }
 
 impl EventBatch {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.rejected == 0
+        self.events.is_empty() && self.unreadable.is_empty()
     }
+
+    pub fn len(&self) -> usize {
+        self.events.len() + self.unreadable.len()
+    }
+}
+
+/// An event the store cannot take: kept, with why, where it was read and when, so an
+/// operator can look at it and replay it after a fix (`moodwire sync --dead-letters`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The analysis, when the event could be read at all.
+    pub analysis_id: Option<String>,
+    /// The event as it was in the log.
+    pub payload: Vec<u8>,
+    /// Why it was refused.
+    pub error: String,
+    /// Where it was read, e.g. `journal seq 12` or `kafka moodwire.analyses/0@15`.
+    pub origin: String,
+}
+
+impl DeadLetter {
+    /// An event the store refused.
+    pub fn refused(event: &AnalysisRecorded, error: &StoreError, origin: &str) -> Self {
+        DeadLetter {
+            // Kept as text beside the payload: the very bytes that made the event
+            // poison must not make its dead letter poison too.
+            analysis_id: Some(crate::strip_controls(event.analysis.id.clone())),
+            payload: event.to_json(),
+            error: error.to_string(),
+            origin: origin.to_string(),
+        }
+    }
+}
+
+/// A dead letter as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDeadLetter {
+    /// Stable for one payload (a digest of it): dead-lettering an event twice keeps one.
+    pub id: String,
+    pub letter: DeadLetter,
+    pub dead_at: chrono::DateTime<chrono::Utc>,
+    /// How many times it was tried (the first refusal and every replay since).
+    pub attempts: u32,
 }
 
 /// One reader of the event log (a consumer-group member for Kafka). Delivery is
@@ -132,9 +204,25 @@ pub trait EventFeed: Send {
     async fn backlog(&mut self) -> Result<u64, EventLogError>;
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("store error: {0}")]
-pub struct StoreError(pub String);
+/// Why the store could not do something. The two kinds call for opposite handling:
+/// retry the one, set the data aside for the other.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached, or did not answer in time: retrying later can work.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store refused the data itself (its encoding, a constraint, a value too
+    /// long): the same data is refused again, whatever the retry.
+    #[error("the store refused the data: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    /// Whether the same request can never succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::Rejected(_))
+    }
+}
 
 /// What saving a batch changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -183,6 +271,13 @@ pub trait Store: History {
     ) -> Result<Vec<String>, StoreError>;
     /// Whether the store answers now (for readiness).
     async fn check(&self) -> Result<(), StoreError>;
+    /// Keeps events the store refused (idempotent: one payload is kept once, and its
+    /// attempts counted).
+    async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<(), StoreError>;
+    /// Up to `max` dead letters, oldest first.
+    async fn dead_letters(&self, max: usize) -> Result<Vec<StoredDeadLetter>, StoreError>;
+    /// Forgets dead letters (replayed into the store).
+    async fn forget_dead_letters(&self, ids: &[String]) -> Result<(), StoreError>;
 }
 
 /// The cache key of a question: model version + normalized keyword + limit.

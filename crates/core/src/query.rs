@@ -1,10 +1,18 @@
 use std::fmt;
 
 use serde::Serialize;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::InputError;
 
-/// What the analyst asks about: trimmed, 1..=100 characters, not blank.
+/// What the analyst asks about: trimmed, NFC-normalized, 1..=100 characters, not
+/// blank, and free of control (Cc) and format (Cf) characters.
+///
+/// Control characters include NUL, which PostgreSQL cannot store in text; format
+/// characters (bidi overrides, zero-width spaces) make two keywords look alike while
+/// differing. NFC makes "é" typed as one code point or as "e" + accent the same
+/// question, with one cache entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Keyword(String);
@@ -13,7 +21,13 @@ impl Keyword {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(raw: &str) -> Result<Self, InputError> {
-        let trimmed = raw.trim();
+        let trimmed: String = raw.trim().nfc().collect();
+        if let Some((position, c)) = trimmed.chars().enumerate().find(|(_, c)| is_invisible(*c)) {
+            return Err(InputError::KeywordInvisibleCharacter {
+                code_point: u32::from(c),
+                position: position + 1,
+            });
+        }
         let chars = trimmed.chars().count();
         if chars == 0 {
             return Err(InputError::BlankKeyword);
@@ -24,11 +38,41 @@ impl Keyword {
                 got: chars,
             });
         }
-        Ok(Keyword(trimmed.to_string()))
+        Ok(Keyword(trimmed))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A regular expression (in the syntax Python's `re` and ECMA-262 share) that a
+    /// keyword as sent matches exactly when it holds a visible character and no
+    /// control or format one: the pattern of the API description, built from the same
+    /// character table as [`Keyword::parse`], so the two cannot disagree.
+    pub fn schema_pattern() -> String {
+        let mut ranges: Vec<(char, char)> = Vec::new();
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            if !is_invisible(c) {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some((_, end)) if u32::from(*end) + 1 == u32::from(c) => *end = c,
+                _ => ranges.push((c, c)),
+            }
+        }
+        // Astral characters go in as themselves: `\u` escapes stop at U+FFFF.
+        let escape = |c: char| match u16::try_from(u32::from(c)) {
+            Ok(unit) => format!("\\u{unit:04X}"),
+            Err(_) => c.to_string(),
+        };
+        let class: String = ranges
+            .iter()
+            .map(|&(a, b)| match a == b {
+                true => escape(a),
+                false => format!("{}-{}", escape(a), escape(b)),
+            })
+            .collect();
+        format!("^[^{class}]*[^{class}\\s][^{class}]*$")
     }
 
     /// The form two keywords are the same question in: lowercase, single spaces.
@@ -46,6 +90,14 @@ impl fmt::Display for Keyword {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Control (Cc) or format (Cf) characters: nothing a person types as a keyword.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control | GeneralCategory::Format
+    )
 }
 
 /// How many posts to analyse: 1..=1000, 250 when not given.
@@ -98,6 +150,38 @@ mod tests {
             Keyword::parse(&"a".repeat(101)),
             Err(InputError::KeywordTooLong { max: 100, got: 101 })
         );
+    }
+
+    #[test]
+    fn control_and_format_characters_are_refused_with_their_place() {
+        for (raw, code_point, position) in [
+            ("a\u{0}b", 0x0, 2),
+            ("ai\tnews", 0x9, 3),
+            ("\u{202e}evil", 0x202e, 1),
+            ("zero\u{200b}width", 0x200b, 5),
+            ("x\u{7f}", 0x7f, 2),
+        ] {
+            let err = Keyword::parse(raw).unwrap_err();
+            assert_eq!(
+                err,
+                InputError::KeywordInvisibleCharacter {
+                    code_point,
+                    position
+                },
+                "{raw:?}"
+            );
+            assert_eq!((err.field(), err.code()), ("keyword", "invalid_keyword"));
+        }
+        // Leading and trailing whitespace (tabs and newlines too) is trimmed, not refused.
+        assert_eq!(Keyword::parse("\tAI\n").unwrap().as_str(), "AI");
+    }
+
+    #[test]
+    fn look_alike_keywords_are_one_question() {
+        let composed = Keyword::parse("caf\u{e9}").unwrap();
+        let decomposed = Keyword::parse("cafe\u{301}").unwrap();
+        assert_eq!(composed, decomposed);
+        assert_eq!(decomposed.as_str(), "caf\u{e9}");
     }
 
     #[test]

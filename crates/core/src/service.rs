@@ -9,9 +9,12 @@ use chrono::Utc;
 use tokio::sync::OnceCell;
 
 use crate::ports::{
-    cache_key, Classifier, ClassifyError, EventLog, PostSource, ResultCache, SourceError,
+    cache_key, Classifier, ClassifyError, EventLog, EventLogError, PostSource, ResultCache,
+    SourceError, WorkSlot,
 };
-use crate::{aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit, Timings};
+use crate::{
+    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit, Timings, MAX_EVENT_BYTES,
+};
 
 /// Why an analysis could not be made.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -112,14 +115,26 @@ pub struct AnalysisService {
     source: Arc<dyn PostSource>,
     classifier: Arc<dyn Classifier>,
     cache: Arc<dyn ResultCache>,
-    events: Arc<dyn EventLog>,
+    recorder: Arc<Recorder>,
     in_flight: Flights,
     /// Slots for analyses computed at once (cache hits and single-flight followers
     /// take none).
-    computing: tokio::sync::Semaphore,
+    computing: Arc<tokio::sync::Semaphore>,
     max_computing: usize,
     cache_failures: LogThrottle,
+}
+
+/// Puts a computed analysis where it must go: the event log, then the cache. Once
+/// inference is done this work is not given up when the caller goes away: an event
+/// appended but not counted (or not cached, so computed again) would unbalance the
+/// books of appended against stored analyses.
+struct Recorder {
+    events: Arc<dyn EventLog>,
+    cache: Arc<dyn ResultCache>,
     event_failures: LogThrottle,
+    cache_failures: LogThrottle,
+    /// Why the last append to the event log failed; `None` once one succeeds again.
+    event_log_failure: Mutex<Option<String>>,
 }
 
 impl AnalysisService {
@@ -132,16 +147,22 @@ impl AnalysisService {
         cache: Arc<dyn ResultCache>,
         events: Arc<dyn EventLog>,
     ) -> Self {
+        let recorder = Arc::new(Recorder {
+            events,
+            cache: Arc::clone(&cache),
+            event_failures: LogThrottle::new(Duration::from_secs(10)),
+            cache_failures: LogThrottle::new(Duration::from_secs(10)),
+            event_log_failure: Mutex::new(None),
+        });
         AnalysisService {
             source,
             classifier,
             cache,
-            events,
+            recorder,
             in_flight: Mutex::new(HashMap::new()),
-            computing: tokio::sync::Semaphore::new(Self::DEFAULT_MAX_COMPUTING),
+            computing: Arc::new(tokio::sync::Semaphore::new(Self::DEFAULT_MAX_COMPUTING)),
             max_computing: Self::DEFAULT_MAX_COMPUTING,
             cache_failures: LogThrottle::new(Duration::from_secs(10)),
-            event_failures: LogThrottle::new(Duration::from_secs(10)),
         }
     }
 
@@ -149,7 +170,7 @@ impl AnalysisService {
     /// ([`AnalyzeError::Busy`]) rather than queued.
     pub fn with_max_computing(mut self, max: usize) -> Self {
         let max = max.max(1);
-        self.computing = tokio::sync::Semaphore::new(max);
+        self.computing = Arc::new(tokio::sync::Semaphore::new(max));
         self.max_computing = max;
         self
     }
@@ -178,6 +199,11 @@ impl AnalysisService {
             .await
             .clone();
         result.map(|analysis| (analysis, Served::Inference))
+    }
+
+    /// Questions being computed now (each shared by all who asked it meanwhile).
+    pub fn computations_in_flight(&self) -> usize {
+        lock(&self.in_flight).len()
     }
 
     /// The most-asked keywords (normalized), most first; none when the cache cannot say.
@@ -226,6 +252,16 @@ impl AnalysisService {
         self.cache.check().await
     }
 
+    /// Why the last append to the event log failed, while it keeps failing: answers
+    /// are still served then, but their history waits on recovery from the cache.
+    pub fn event_log_failure(&self) -> Option<String> {
+        self.recorder
+            .event_log_failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     async fn cached(&self, key: &str) -> Option<Arc<Analysis>> {
         match self.cache.get(key).await {
             Ok(Some(hit)) => {
@@ -262,16 +298,15 @@ impl AnalysisService {
         keyword: &Keyword,
         limit: Limit,
     ) -> Result<Arc<Analysis>, AnalyzeError> {
-        let _slot = self
-            .computing
-            .try_acquire()
-            .map_err(|_| AnalyzeError::Busy {
+        let slot = WorkSlot::new(Arc::clone(&self.computing).try_acquire_owned().map_err(
+            |_| AnalyzeError::Busy {
                 limit: self.max_computing,
-            })?;
+            },
+        )?);
         let started = Instant::now();
         let posts = self
             .source
-            .search(keyword, limit)
+            .search(keyword, limit, &slot)
             .await
             .map_err(|e| AnalyzeError::Source(Arc::new(e)))?;
         let fetched = Instant::now();
@@ -296,31 +331,69 @@ impl AnalysisService {
             analyzed_at: Utc::now(),
         };
         let classified = posts
-            .into_iter()
+            .iter()
             .zip(predictions)
-            .map(|(post, prediction)| ClassifiedPost { post, prediction })
+            .map(|(post, prediction)| ClassifiedPost {
+                post: post.for_event(),
+                prediction,
+            })
             .collect();
-        self.record(AnalysisRecorded::new(analysis.clone(), classified, timings))
-            .await;
+        let event = AnalysisRecorded::new(analysis.clone(), classified, timings);
+        let recorder = Arc::clone(&self.recorder);
+        let key = key.to_string();
+        // A task of its own: it finishes even if this caller is dropped now.
+        let recorded = tokio::spawn(async move { recorder.record(event, &key).await });
+        if let Err(e) = recorded.await {
+            tracing::error!(error = %e, "recording an analysis panicked");
+        }
+        Ok(Arc::new(analysis))
+    }
+}
+
+impl Recorder {
+    /// Appends the event for the store, in parts small enough for any log, then caches
+    /// the analysis. A failing log does not fail the answer: the analysis is cached,
+    /// recovery backfills the store from the cache, and readiness, the log and a
+    /// counter say so.
+    async fn record(&self, event: AnalysisRecorded, key: &str) {
+        let analysis = event.analysis.clone();
+        let parts = event.split_to_fit(MAX_EVENT_BYTES);
+        let mut failure = None;
+        for part in &parts {
+            if let Err(e) = self.events.append(part).await {
+                failure = Some(e);
+                break;
+            }
+        }
+        self.note_append(failure, &analysis.id, parts.len());
         if let Err(e) = self.cache.put(key, &analysis).await {
             metrics::counter!("moodwire_cache_write_errors_total").increment(1);
             if let Some(held_back) = self.cache_failures.admit() {
                 tracing::warn!(error = %e, held_back, "cache write failed; the answer is still served");
             }
         }
-        Ok(Arc::new(analysis))
     }
 
-    /// Appends the event for the store. A failing log does not fail the answer: the
-    /// analysis is cached, and recovery backfills the store from the cache.
-    async fn record(&self, event: AnalysisRecorded) {
-        match self.events.append(&event).await {
-            Ok(()) => metrics::counter!("moodwire_events_appended_total").increment(1),
-            Err(e) => {
+    fn note_append(&self, failure: Option<EventLogError>, id: &str, parts: usize) {
+        let mut status = self
+            .event_log_failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match failure {
+            None => {
+                metrics::counter!("moodwire_events_appended_total").increment(1);
+                if parts > 1 {
+                    metrics::counter!("moodwire_event_parts_appended_total")
+                        .increment(parts as u64);
+                }
+                *status = None;
+            }
+            Some(e) => {
                 metrics::counter!("moodwire_event_append_errors_total").increment(1);
                 if let Some(held_back) = self.event_failures.admit() {
-                    tracing::error!(error = %e, held_back, analysis = %event.analysis.id, "cannot append the analysis to the event log");
+                    tracing::error!(error = %e, held_back, analysis = %id, "cannot append the analysis to the event log");
                 }
+                *status = Some(e.to_string());
             }
         }
     }
@@ -332,235 +405,7 @@ fn millis(d: Duration) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
-
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::ports::{CacheError, EventLogError};
-    use crate::{Emotion, Post, PostsSource, Prediction};
-
-    /// Keeps what is appended; fails every append when `broken`.
-    #[derive(Default)]
-    struct RecordingLog {
-        events: Mutex<Vec<AnalysisRecorded>>,
-        broken: bool,
-    }
-
-    #[async_trait]
-    impl EventLog for RecordingLog {
-        async fn append(&self, event: &AnalysisRecorded) -> Result<(), EventLogError> {
-            if self.broken {
-                return Err(EventLogError("disk full".into()));
-            }
-            self.events.lock().unwrap().push(event.clone());
-            Ok(())
-        }
-    }
-
-    struct Posts;
-
-    #[async_trait]
-    impl PostSource for Posts {
-        fn kind(&self) -> PostsSource {
-            PostsSource::Sample
-        }
-        async fn search(&self, _: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
-            Ok((0..limit.get().min(3))
-                .map(|i| Post {
-                    id: i.to_string(),
-                    subreddit: "s".into(),
-                    author: "a".into(),
-                    created_utc: 0,
-                    title: format!("post {i}"),
-                    selftext: String::new(),
-                    score: 0,
-                    permalink: String::new(),
-                })
-                .collect())
-        }
-    }
-
-    /// Slow enough that concurrent callers overlap; counts its calls.
-    struct SlowJoy(AtomicUsize);
-
-    #[async_trait]
-    impl Classifier for SlowJoy {
-        fn model_version(&self) -> &str {
-            "test-model"
-        }
-        async fn classify(&self, texts: Vec<String>) -> Result<Vec<Prediction>, ClassifyError> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Ok(texts
-                .iter()
-                .map(|_| Prediction::from_probabilities([0.0, 0.9, 0.1, 0.0, 0.0, 0.0]))
-                .collect())
-        }
-    }
-
-    #[derive(Default)]
-    struct MapCache(Mutex<HashMap<String, Analysis>>);
-
-    #[async_trait]
-    impl ResultCache for MapCache {
-        async fn get(&self, key: &str) -> Result<Option<Analysis>, CacheError> {
-            Ok(self.0.lock().unwrap().get(key).cloned())
-        }
-        async fn put(&self, key: &str, analysis: &Analysis) -> Result<(), CacheError> {
-            self.0.lock().unwrap().insert(key.into(), analysis.clone());
-            Ok(())
-        }
-        async fn scan(&self, _: u64, _: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
-            Ok((0, self.0.lock().unwrap().values().cloned().collect()))
-        }
-        async fn count_query(&self, _: &str) -> Result<(), CacheError> {
-            Ok(())
-        }
-        async fn top_queried(&self, _: usize) -> Result<Vec<(String, u64)>, CacheError> {
-            Ok(Vec::new())
-        }
-    }
-
-    struct BrokenCache;
-
-    #[async_trait]
-    impl ResultCache for BrokenCache {
-        async fn get(&self, _: &str) -> Result<Option<Analysis>, CacheError> {
-            Err(CacheError("down".into()))
-        }
-        async fn put(&self, _: &str, _: &Analysis) -> Result<(), CacheError> {
-            Err(CacheError("down".into()))
-        }
-        async fn scan(&self, _: u64, _: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
-            Err(CacheError("down".into()))
-        }
-        async fn count_query(&self, _: &str) -> Result<(), CacheError> {
-            Err(CacheError("down".into()))
-        }
-        async fn top_queried(&self, _: usize) -> Result<Vec<(String, u64)>, CacheError> {
-            Err(CacheError("down".into()))
-        }
-    }
-
-    fn service(cache: Arc<dyn ResultCache>) -> (Arc<AnalysisService>, Arc<SlowJoy>) {
-        service_with_log(cache, Arc::new(RecordingLog::default()))
-    }
-
-    fn service_with_log(
-        cache: Arc<dyn ResultCache>,
-        log: Arc<dyn EventLog>,
-    ) -> (Arc<AnalysisService>, Arc<SlowJoy>) {
-        let classifier = Arc::new(SlowJoy(AtomicUsize::new(0)));
-        (
-            Arc::new(AnalysisService::new(
-                Arc::new(Posts),
-                classifier.clone(),
-                cache,
-                log,
-            )),
-            classifier,
-        )
-    }
-
-    #[tokio::test]
-    async fn each_computed_analysis_is_recorded_once_with_its_posts() {
-        let log = Arc::new(RecordingLog::default());
-        let (service, _) = service_with_log(Arc::new(MapCache::default()), log.clone());
-        let limit = Limit::parse(3).unwrap();
-        let (first, _) = service.analyze(&keyword(), limit).await.unwrap();
-        let (again, served) = service.analyze(&keyword(), limit).await.unwrap();
-        assert_eq!(served, Served::Cache);
-        assert_eq!(again.id, first.id);
-        let events = log.events.lock().unwrap();
-        assert_eq!(events.len(), 1, "a cache hit records nothing");
-        let event = &events[0];
-        assert_eq!(event.analysis, *first);
-        assert_eq!(event.analysis.limit, 3);
-        assert_eq!(event.posts.len(), 3);
-        assert_eq!(event.posts[0].post.id, "0");
-        assert_eq!(event.posts[0].prediction.label, Emotion::Joy);
-        assert!(event.timings.inference_ms >= 100.0, "{:?}", event.timings);
-        assert!(!first.id.is_empty());
-    }
-
-    #[tokio::test]
-    async fn analyses_past_the_bound_are_refused_at_once_and_hits_are_not_bounded() {
-        let (service, _) = service(Arc::new(MapCache::default()));
-        let service = Arc::new(Arc::into_inner(service).unwrap().with_max_computing(1));
-        let limit = Limit::parse(3).unwrap();
-        let warm = Keyword::parse("warm").unwrap();
-        service.analyze(&warm, limit).await.unwrap();
-
-        let slow = {
-            let service = Arc::clone(&service);
-            tokio::spawn(async move { service.analyze(&keyword(), limit).await })
-        };
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        let other = Keyword::parse("other").unwrap();
-        let refused = service.analyze(&other, limit).await.unwrap_err();
-        assert!(
-            matches!(refused, AnalyzeError::Busy { limit: 1 }),
-            "{refused:?}"
-        );
-        let (_, served) = service.analyze(&warm, limit).await.unwrap();
-        assert_eq!(served, Served::Cache, "a hit needs no slot");
-        slow.await.unwrap().unwrap();
-        service.analyze(&other, limit).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_broken_event_log_does_not_fail_the_answer() {
-        let log = Arc::new(RecordingLog {
-            broken: true,
-            ..Default::default()
-        });
-        let (service, _) = service_with_log(Arc::new(MapCache::default()), log);
-        let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
-        assert_eq!(served, Served::Inference);
-    }
-
-    fn keyword() -> Keyword {
-        Keyword::parse("AI").unwrap()
-    }
-
-    #[tokio::test]
-    async fn concurrent_misses_share_one_inference_and_then_hit_the_cache() {
-        let (service, classifier) = service(Arc::new(MapCache::default()));
-        let calls = (0..100).map(|_| {
-            let service = Arc::clone(&service);
-            tokio::spawn(
-                async move { service.analyze(&keyword(), Limit::default()).await.unwrap() },
-            )
-        });
-        for call in calls {
-            // Late starters may already find the answer in the cache.
-            let (analysis, _) = call.await.unwrap();
-            assert_eq!(analysis.agg[0].label, Emotion::Joy);
-        }
-        assert_eq!(classifier.0.load(Ordering::SeqCst), 1);
-        assert!(
-            lock(&service.in_flight).is_empty(),
-            "landed flights leave the table"
-        );
-        let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
-        assert_eq!(served, Served::Cache);
-        assert_eq!(classifier.0.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn an_abandoned_flight_leaves_no_trace() {
-        let (service, _) = service(Arc::new(MapCache::default()));
-        let abandoned = tokio::time::timeout(
-            Duration::from_millis(20),
-            service.analyze(&keyword(), Limit::default()),
-        )
-        .await;
-        assert!(abandoned.is_err(), "timed out mid-inference");
-        assert!(lock(&service.in_flight).is_empty());
-        assert!(service.analyze(&keyword(), Limit::default()).await.is_ok());
-    }
 
     #[test]
     fn a_repeating_failure_is_logged_once_per_interval_with_a_count() {
@@ -571,15 +416,5 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(throttle.admit(), Some(2));
         assert_eq!(throttle.admit(), None);
-    }
-
-    #[tokio::test]
-    async fn a_broken_cache_only_costs_the_miss_path() {
-        let (service, classifier) = service(Arc::new(BrokenCache));
-        for _ in 0..2 {
-            let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
-            assert_eq!(served, Served::Inference);
-        }
-        assert_eq!(classifier.0.load(Ordering::SeqCst), 2);
     }
 }

@@ -24,8 +24,9 @@ pub struct AnalyzeRequest {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // documentation only: parsing goes through `AnalyzeRequest::parse`
 pub struct AnalyzeRequestBody {
-    /// What to analyse: 1 to 100 characters after trimming, not blank.
-    #[schema(min_length = 1, max_length = 100, pattern = r".*\S.*", example = "AI")]
+    /// What to analyse: 1 to 100 characters after trimming, not blank, no control or
+    /// format characters (the bounds are set from the domain in `openapi_json`).
+    #[schema(example = "AI")]
     keyword: String,
     /// How many recent posts to analyse.
     #[schema(minimum = 1, maximum = 1000, default = 250)]
@@ -37,6 +38,20 @@ pub struct AnalyzeRequestBody {
 
 impl AnalyzeRequest {
     const FIELDS: [&'static str; 3] = ["keyword", "limit", "return_plot"];
+
+    /// Bodies come as `application/json` (parameters such as a charset allowed).
+    pub fn check_content_type(
+        content_type: Option<&axum::http::HeaderValue>,
+    ) -> Result<(), ApiError> {
+        let essence = content_type
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::trim);
+        match essence {
+            Some(t) if t.eq_ignore_ascii_case("application/json") => Ok(()),
+            _ => Err(ApiError::UnsupportedMediaType),
+        }
+    }
 
     /// Parses a JSON body; every failure names the field at fault.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
@@ -157,6 +172,24 @@ mod tests {
             .unwrap();
         assert_eq!(r.limit.get(), 250);
         assert!(!r.return_plot);
+    }
+
+    #[test]
+    fn only_json_bodies_are_taken() {
+        use axum::http::HeaderValue;
+        for ok in ["application/json", "Application/JSON; charset=utf-8"] {
+            AnalyzeRequest::check_content_type(Some(&HeaderValue::from_static(ok))).unwrap();
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+            "",
+        ] {
+            let err = AnalyzeRequest::check_content_type(Some(&HeaderValue::from_static(bad)));
+            assert!(matches!(err, Err(ApiError::UnsupportedMediaType)), "{bad}");
+        }
+        assert!(AnalyzeRequest::check_content_type(None).is_err());
     }
 
     #[test]

@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
                 .unwrap_or("-");
             tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
         }))
+        .layer(axum::middleware::from_fn(observability::scope_request_id))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::default()))
 }
@@ -132,6 +133,9 @@ pub struct ConnectionLimits {
     pub max_header_bytes: usize,
     /// Most open connections; a new one past it is closed at once.
     pub max_connections: usize,
+    /// A connection with no request in flight for this long is closed (a client that
+    /// connects and says nothing gets only `header_read_timeout`).
+    pub idle_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -140,7 +144,68 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             max_connections: 10_000,
+            idle_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+/// What a connection is doing, for its idle timeout: requests in flight, and when the
+/// last one ended. Counting requests rather than bytes means HTTP/2 pings (which
+/// keep a dead peer from holding a connection) do not keep an idle one open.
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    opened: Instant,
+    /// Milliseconds after `opened` when the last request ended (0: none yet).
+    last_ended_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            in_flight: 0.into(),
+            opened: Instant::now(),
+            last_ended_ms: 0.into(),
+        }
+    }
+
+    fn begin(&self) {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        let now = self.opened.elapsed().as_millis() as u64;
+        self.last_ended_ms
+            .store(now.max(1), std::sync::atomic::Ordering::SeqCst);
+        self.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the connection has been idle past its limit: `first` before any request,
+    /// `between` after one.
+    fn expired(&self, first: Duration, between: Duration) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.in_flight.load(SeqCst) > 0 {
+            return false;
+        }
+        match self.last_ended_ms.load(SeqCst) {
+            0 => self.opened.elapsed() >= first,
+            ended => {
+                self.opened
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ended))
+                    >= between
+            }
+        }
+    }
+}
+
+/// Ends a request's activity when its response future finishes or is dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 
@@ -172,6 +237,10 @@ pub async fn serve_with(
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        // Pings find a peer that went away without closing (its streams are freed).
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20))
         .max_header_list_size(
             u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
         );
@@ -199,21 +268,47 @@ pub async fn serve_with(
             continue;
         };
         let app = app.clone();
+        let activity = Arc::new(Activity::new());
+        let tracked = Arc::clone(&activity);
         // The peer address is what per-IP rate limits key on.
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request
                 .extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
             request.extensions_mut().insert(head_limit);
-            app.clone().oneshot(request.map(Body::new))
+            tracked.begin();
+            let in_flight = InFlight(Arc::clone(&tracked));
+            let response = app.clone().oneshot(request.map(Body::new));
+            async move {
+                let response = response.await;
+                drop(in_flight);
+                response
+            }
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            // The idle watchdog also covers what hyper's own timeouts do not: the bytes
+            // before HTTP/1-vs-2 detection, and an HTTP/2 connection left open.
+            let check = limits.header_read_timeout.min(limits.idle_timeout) / 4;
+            tokio::pin!(connection);
+            loop {
+                tokio::select! {
+                    ended = &mut connection => {
+                        if let Err(e) = ended {
+                            tracing::debug!(error = %e, %peer, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = tokio::time::sleep(check) => {
+                        if activity.expired(limits.header_read_timeout, limits.idle_timeout) {
+                            metrics::counter!("moodwire_connections_idle_closed_total").increment(1);
+                            break;
+                        }
+                    }
+                }
             }
             drop(slot);
         });
@@ -243,6 +338,7 @@ pub async fn serve_with(
         (status = 200, description = "The emotion breakdown", body = AnalyzeResponse),
         (status = 400, description = "The body is not JSON", body = crate::ErrorBody),
         (status = 413, description = "The body is over 16 KiB", body = crate::ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = crate::ErrorBody),
         (status = 422, description = "A field is missing, of the wrong type or out of range", body = crate::ErrorBody),
         (status = 502, description = "The post source failed", body = crate::ErrorBody),
         (status = 401, description = "API keys are required (MOODWIRE_API_KEYS) and none valid was presented", body = crate::ErrorBody),
@@ -252,9 +348,13 @@ pub async fn serve_with(
 )]
 pub(crate) async fn analyze(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
     let started = Instant::now();
+    // A browser sends `text/plain` across origins without asking first: requiring JSON
+    // keeps other web pages from making a visitor's browser call a key-less server.
+    AnalyzeRequest::check_content_type(headers.get(header::CONTENT_TYPE))?;
     let bytes = read_body(body).await?;
     let request = AnalyzeRequest::parse(&bytes)?;
     let answer = tokio::time::timeout(state.request_timeout, async {
@@ -333,7 +433,18 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Json<serde_json::Va
         Ok(()) => "ok".to_string(),
         Err(e) => format!("unreachable: {e}"),
     };
-    Json(json!({"status": "ready", "model": state.service.model_version(), "cache": cache}))
+    // Answers are still served while the event log fails, but their history waits on
+    // recovery from the cache: an operator must see it.
+    let event_log = match state.service.event_log_failure() {
+        None => "ok".to_string(),
+        Some(e) => format!("failing: {e}"),
+    };
+    Json(json!({
+        "status": "ready",
+        "model": state.service.model_version(),
+        "cache": cache,
+        "event_log": event_log,
+    }))
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -30,6 +30,8 @@ pub enum ApiError {
     UnknownField(String),
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
+    #[error("the request body must be sent with `Content-Type: application/json`")]
+    UnsupportedMediaType,
     #[error("the request line and headers are larger than {limit} bytes")]
     HeadTooLarge { limit: usize },
     #[error("no route for {0}")]
@@ -52,7 +54,7 @@ pub enum ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::StoreUnavailable(e.0)
+        ApiError::StoreUnavailable(e.to_string())
     }
 }
 
@@ -69,6 +71,10 @@ pub struct ErrorDetail {
     /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The request's `X-Request-Id`: what to quote to an operator, who finds the
+    /// details of a server-side failure in the log under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// How long an overloaded client should wait before retrying.
@@ -108,6 +114,12 @@ impl ApiError {
                 None,
             ),
             BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None, None),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+                None,
+            ),
             HeadTooLarge { .. } => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers_too_large",
@@ -188,22 +200,42 @@ impl ApiError {
     }
 }
 
+/// What a client is told of a server-side failure: what happened and what to do,
+/// never the details (database errors, paths, upstream URLs), which go to the log.
+fn public_message(code: &str) -> &'static str {
+    match code {
+        "overloaded" => "the server is at capacity; retry after the Retry-After delay",
+        "timeout" => "the request took too long; retry after the Retry-After delay",
+        "shutting_down" => "the server is shutting down; retry shortly",
+        "upstream_rate_limited" => {
+            "the post source's rate limit is spent; retry after the Retry-After delay"
+        }
+        "upstream_unavailable" => "the post source is unavailable; retry later",
+        "upstream_bad_response" => "the post source answered with something unreadable",
+        "upstream_auth_failed" => "the post source refused this server's credentials",
+        "store_unavailable" => {
+            "the history store is unavailable; retry after the Retry-After delay"
+        }
+        "inference_failed" => "the classifier failed",
+        _ => "internal error",
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field, retry_after) = self.parts();
-        if status.is_server_error() {
+        let message = if status.is_server_error() {
             tracing::error!(error = %self, code, "request failed");
-        }
-        let message = match &self {
-            // Internal details stay in the log.
-            ApiError::Internal(_) => "internal error".to_string(),
-            other => other.to_string(),
+            public_message(code).to_string()
+        } else {
+            self.to_string()
         };
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
                 message,
                 field,
+                request_id: crate::observability::current_request_id(),
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

@@ -68,7 +68,7 @@ pub(crate) async fn keywords(
     get,
     path = "/api/keywords/{keyword}/trend",
     params(
-        ("keyword" = String, Path, min_length = 1, max_length = 100, pattern = r".*\S.*", description = "The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank"),
+        ("keyword" = String, Path, description = "The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank, no control or format characters"),
         ("points" = Option<u32>, Query, minimum = 1, maximum = 500, description = "How many of the latest analyses (default 100)"),
     ),
     responses(
@@ -96,7 +96,7 @@ pub(crate) async fn trend(
     get,
     path = "/api/keywords/{keyword}/posts",
     params(
-        ("keyword" = String, Path, min_length = 1, max_length = 100, pattern = r".*\S.*", description = "The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank"),
+        ("keyword" = String, Path, description = "The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank, no control or format characters"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "How many posts (default 1000)"),
     ),
     responses(

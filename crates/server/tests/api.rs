@@ -66,33 +66,34 @@ impl TestApp {
     }
 }
 
-async fn spawn_app() -> TestApp {
-    spawn_app_with(InferOptions::default()).await
-}
-
-async fn spawn_app_with(options: InferOptions) -> TestApp {
-    spawn_app_with_access(options, AccessPolicy::default()).await
-}
-
-async fn spawn_app_with_access(options: InferOptions, access: AccessPolicy) -> TestApp {
-    spawn_app_with_limits(options, access, ConnectionLimits::default()).await
-}
-
-async fn spawn_app_with_limits(
-    options: InferOptions,
+/// How a test app differs from the defaults.
+#[derive(Default)]
+struct Options {
+    infer: InferOptions,
     access: AccessPolicy,
     limits: ConnectionLimits,
-) -> TestApp {
+    /// A bound on the journal file (default: the production one).
+    journal_max_bytes: Option<u64>,
+}
+
+async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+async fn spawn_app_with(options: Options) -> TestApp {
     let dir = ModelDir::open(repo("models/emotion")).expect("the bundled model");
     let engine = Engine::load(&dir, EngineOptions::default()).expect("the model loads");
     let classifier = Arc::new(CountingClassifier {
-        inner: Infer::start(engine, options).unwrap(),
+        inner: Infer::start(engine, options.infer).unwrap(),
         calls: AtomicUsize::new(0),
     });
     let corpus = Arc::new(SampleCorpus::load(&repo("data/sample")).unwrap());
     let cache = Arc::new(MemoryCache::new(Duration::from_secs(3600), 1000));
     let data = tempfile::tempdir().unwrap();
-    let journal = Journal::open(data.path()).await.unwrap();
+    let max_bytes = options
+        .journal_max_bytes
+        .unwrap_or(Journal::DEFAULT_MAX_BYTES);
+    let journal = Journal::open_bounded(data.path(), max_bytes).await.unwrap();
     let service = Arc::new(AnalysisService::new(
         corpus,
         classifier.clone(),
@@ -101,13 +102,13 @@ async fn spawn_app_with_limits(
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState::new(service, Duration::from_secs(60)).with_access(access));
+    let app = router(AppState::new(service, Duration::from_secs(60)).with_access(options.access));
     tokio::spawn(serve_with(
         listener,
         app,
         std::future::pending(),
         Duration::from_secs(1),
-        limits,
+        options.limits,
     ));
     TestApp {
         base,
@@ -239,8 +240,11 @@ async fn one_hundred_concurrent_misses_run_inference_once() {
 async fn overload_is_answered_503_with_retry_after_at_once() {
     // A queue of one token: the first miss is admitted, concurrent ones are refused.
     let app = Arc::new(
-        spawn_app_with(InferOptions {
-            max_queued_tokens: 1,
+        spawn_app_with(Options {
+            infer: InferOptions {
+                max_queued_tokens: 1,
+            },
+            ..Options::default()
         })
         .await,
     );
@@ -258,6 +262,7 @@ async fn overload_is_answered_503_with_retry_after_at_once() {
             let r = app
                 .client
                 .post(format!("{}/analyze", app.base))
+                .header("content-type", "application/json")
                 .body(format!(
                     r#"{{"keyword": "{k}", "limit": 300, "return_plot": false}}"#
                 ))
@@ -351,6 +356,25 @@ async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
             413,
             "body_too_large",
             None,
+        ),
+        // Control and format characters: NUL, a bidi override, a zero-width space.
+        (
+            r#"{"keyword": "a\u0000b", "limit": 20}"#.into(),
+            422,
+            "invalid_keyword",
+            Some("keyword"),
+        ),
+        (
+            r#"{"keyword": "\u202eevil"}"#.into(),
+            422,
+            "invalid_keyword",
+            Some("keyword"),
+        ),
+        (
+            r#"{"keyword": "zero\u200bwidth"}"#.into(),
+            422,
+            "invalid_keyword",
+            Some("keyword"),
         ),
     ];
     for (body, status, code, field) in cases {
@@ -464,7 +488,11 @@ async fn health_readiness_metrics_and_openapi() {
 #[tokio::test]
 async fn api_keys_guard_every_route_but_healthz() {
     let access = AccessPolicy::new(ApiKey::parse_list("k-one,k-two"), None);
-    let app = spawn_app_with_access(InferOptions::default(), access).await;
+    let app = spawn_app_with(Options {
+        access,
+        ..Options::default()
+    })
+    .await;
     let client = &app.client;
     let healthz = client
         .get(format!("{}/healthz", app.base))
@@ -473,13 +501,18 @@ async fn api_keys_guard_every_route_but_healthz() {
         .unwrap();
     assert_eq!(healthz.status(), 200);
 
-    for auth in [
+    // Nine failures: one fewer than the address may make before it is refused.
+    let tries = [
         None,
         Some("Bearer nope"),
         Some("k-one"),
         Some("Bearer k-one-and-more"),
-    ] {
-        for path in ["/metrics", "/readyz", "/openapi.json", "/analyze"] {
+    ]
+    .into_iter()
+    .flat_map(|auth| ["/readyz", "/analyze"].map(|path| (auth, path)))
+    .chain([(None, "/metrics")]);
+    for (auth, path) in tries {
+        {
             let mut request = client.get(format!("{}{path}", app.base));
             if let Some(auth) = auth {
                 request = request.header("authorization", auth);
@@ -523,7 +556,11 @@ async fn each_client_gets_its_burst_then_429_with_retry_after() {
             burst: 3,
         }),
     );
-    let app = spawn_app_with_access(InferOptions::default(), access).await;
+    let app = spawn_app_with(Options {
+        access,
+        ..Options::default()
+    })
+    .await;
     let statuses: Vec<u16> = readyz_statuses(&app, 5).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
@@ -565,8 +602,13 @@ async fn slow_huge_or_excess_connections_are_cut_off() {
         header_read_timeout: Duration::from_secs(1),
         max_header_bytes: 16 * 1024,
         max_connections: 3,
+        ..ConnectionLimits::default()
     };
-    let app = spawn_app_with_limits(InferOptions::default(), AccessPolicy::default(), limits).await;
+    let app = spawn_app_with(Options {
+        limits,
+        ..Options::default()
+    })
+    .await;
     let address = app.base.trim_start_matches("http://").to_string();
 
     let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
@@ -654,4 +696,204 @@ async fn readyz_statuses(app: &TestApp, n: usize) -> Vec<u16> {
         statuses.push(response.status().as_u16());
     }
     statuses
+}
+
+#[tokio::test]
+async fn analyze_takes_json_bodies_only() {
+    let app = spawn_app().await;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut request = app
+            .client
+            .post(format!("{}/analyze", app.base))
+            .body(r#"{"keyword": "AI", "limit": 5}"#);
+        if let Some(t) = content_type {
+            request = request.header("content-type", t);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_media_type");
+    }
+    let (status, _) = app
+        .post(r#"{"keyword": "AI", "limit": 5, "return_plot": false}"#)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.classifier.calls.load(Ordering::SeqCst),
+        1,
+        "415s never reach the model"
+    );
+}
+
+#[tokio::test]
+async fn a_server_side_failure_says_what_to_do_and_the_request_id_not_the_details() {
+    // The history routes answer 503 while the store is not connected (never here).
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/api/keywords", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    assert_eq!(
+        body["error"]["message"],
+        "the history store is unavailable; retry after the Retry-After delay"
+    );
+    assert_eq!(body["error"]["request_id"], request_id.as_str());
+}
+
+#[tokio::test]
+async fn invented_methods_do_not_grow_the_metrics() {
+    let app = spawn_app().await;
+    let metrics_text = || async {
+        app.client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let invent = |n: usize| {
+        let method = reqwest::Method::from_bytes(format!("FOO{n}").as_bytes()).unwrap();
+        app.client
+            .request(method, format!("{}/analyze", app.base))
+            .send()
+    };
+    for n in 0..5 {
+        assert_eq!(invent(n).await.unwrap().status(), 405);
+    }
+    for n in 5..100 {
+        invent(n).await.unwrap();
+    }
+    // /metrics is the process's (other tests add to it): look at this route's series.
+    let after = metrics_text().await;
+    assert!(!after.contains("FOO"), "no invented method becomes a label");
+    let series: Vec<&str> = after
+        .lines()
+        .filter(|l| {
+            l.starts_with("moodwire_http_requests_total{") && l.contains(r#"method="other""#)
+        })
+        .collect();
+    assert_eq!(
+        series.len(),
+        1,
+        "one series for every invented method: {series:?}"
+    );
+    assert!(series[0].contains(r#"status="405""#), "{series:?}");
+}
+
+/// A client that connects and sends nothing, or only the first byte of a request (so
+/// the server cannot tell HTTP/1 from HTTP/2), is let go at the header-read timeout.
+#[tokio::test]
+async fn silent_connections_are_closed_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
+    };
+    let app = spawn_app_with(Options {
+        limits,
+        ..Options::default()
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    for first_bytes in [&b""[..], b"P", b"PRI * HTTP/2.0\r\n"] {
+        let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+        silent.write_all(first_bytes).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("{first_bytes:?}: the connection is held past 5 s"))
+            .ok();
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{first_bytes:?}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn repeated_bad_keys_from_one_address_are_refused_for_a_while() {
+    let access = AccessPolicy::new(ApiKey::parse_list("the-key"), None);
+    let app = spawn_app_with(Options {
+        access,
+        ..Options::default()
+    })
+    .await;
+    let readyz = |key: &str| {
+        app.client
+            .get(format!("{}/readyz", app.base))
+            .header("authorization", format!("Bearer {key}"))
+            .send()
+    };
+    for _ in 0..AccessPolicy::MAX_FAILED_AUTH {
+        assert_eq!(readyz("guess").await.unwrap().status(), 401);
+    }
+    let refused = readyz("the-key").await.unwrap();
+    assert_eq!(
+        refused.status(),
+        429,
+        "even the right key, until the window ends"
+    );
+    assert!(refused.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn a_full_journal_is_reported_and_the_answer_still_served() {
+    let app = spawn_app_with(Options {
+        journal_max_bytes: Some(64 * 1024),
+        ..Options::default()
+    })
+    .await;
+    let get_ready = || async {
+        app.client
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(get_ready().await["event_log"], "ok");
+    // 64 KiB take a few small analyses and no large one.
+    let (status, body) = app
+        .post(r#"{"keyword": "AI", "limit": 400, "return_plot": false}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ready = get_ready().await;
+    assert_eq!(ready["status"], "ready");
+    let event_log = ready["event_log"].as_str().unwrap();
+    assert!(
+        event_log.starts_with("failing: ") && event_log.contains("full"),
+        "{event_log}"
+    );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("moodwire_event_append_errors_total 1"),
+        "{metrics}"
+    );
 }

@@ -5,10 +5,12 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use moodwire_core::ports::{PostSource, SourceError};
+use moodwire_core::ports::{PostSource, SourceError, WorkSlot};
 use moodwire_core::{Keyword, Limit, Post, PostsSource};
 
 use crate::dump_index::DumpIndex;
@@ -37,6 +39,22 @@ pub enum DumpError {
         #[source]
         source: sqlx::Error,
     },
+    /// The request that asked for the scan went away.
+    #[error("the dump scan was cancelled")]
+    Cancelled,
+}
+
+/// Lines read between two looks at the cancellation flag: a few milliseconds of work.
+const LINES_PER_CANCEL_CHECK: u64 = 4096;
+
+/// Tells a blocking scan to stop when the future that waits for it is dropped (the
+/// request timed out or its client went away).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The files of a dump, checked readable at start.
@@ -75,13 +93,24 @@ impl DumpSource {
         }
     }
 
-    async fn scan(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
-        let files = self.files.clone();
-        let keyword = keyword.clone();
-        let report = tokio::task::spawn_blocking(move || files.scan(&keyword, limit))
-            .await
-            .map_err(|e| SourceError::Unavailable(format!("the dump scan stopped: {e}")))?
-            .map_err(|e| SourceError::Unavailable(e.to_string()))?;
+    /// Scans on the blocking pool. The scan holds a clone of `slot` until it has
+    /// stopped, and stops soon after this future is dropped.
+    async fn scan(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        slot: &WorkSlot,
+    ) -> Result<Vec<Post>, SourceError> {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel_on_drop = CancelOnDrop(Arc::clone(&cancelled));
+        let (files, keyword, slot) = (self.files.clone(), keyword.clone(), slot.clone());
+        let report = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            files.scan(&keyword, limit, &cancelled)
+        })
+        .await
+        .map_err(|e| SourceError::Unavailable(format!("the dump scan stopped: {e}")))?
+        .map_err(|e| SourceError::Unavailable(e.to_string()))?;
         if report.bad_lines > 0 || report.broken_files > 0 {
             tracing::warn!(
                 bad_lines = report.bad_lines,
@@ -156,11 +185,17 @@ impl DumpFiles {
         }
     }
 
-    /// Streams every file once, keeping the newest `limit` posts that mention `keyword`.
-    pub fn scan(&self, keyword: &Keyword, limit: Limit) -> Result<ScanReport, DumpError> {
+    /// Streams every file once, keeping the newest `limit` posts that mention `keyword`;
+    /// stops with [`DumpError::Cancelled`] soon after `cancelled` is set.
+    pub fn scan(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        cancelled: &AtomicBool,
+    ) -> Result<ScanReport, DumpError> {
         let needle = keyword.normalized();
         let mut newest = Newest::new(limit.get());
-        let mut report = self.for_each_post(|post| {
+        let mut report = self.for_each_post(cancelled, |post| {
             if SearchText::new(&post.title, &post.selftext).contains_word(&needle) {
                 newest.offer(post);
             }
@@ -170,12 +205,20 @@ impl DumpFiles {
     }
 
     /// Streams every readable post of every file to `each`; unreadable lines are
-    /// counted in the report (whose `posts` stay empty).
-    pub fn for_each_post(&self, mut each: impl FnMut(Post)) -> Result<ScanReport, DumpError> {
+    /// counted in the report (whose `posts` stay empty). Stops with
+    /// [`DumpError::Cancelled`] soon after `cancelled` is set.
+    pub fn for_each_post(
+        &self,
+        cancelled: &AtomicBool,
+        mut each: impl FnMut(Post),
+    ) -> Result<ScanReport, DumpError> {
         let mut report = ScanReport::default();
         for path in &self.files {
             let mut lines = open_lines(path)?;
             loop {
+                if report.lines % LINES_PER_CANCEL_CHECK == 0 && cancelled.load(Ordering::Relaxed) {
+                    return Err(DumpError::Cancelled);
+                }
                 match lines.next_line() {
                     Ok(Some(Line::Text(line))) => {
                         report.lines += 1;
@@ -332,15 +375,20 @@ impl PostSource for DumpSource {
         PostsSource::Dump
     }
 
-    async fn search(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
+    async fn search(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        slot: &WorkSlot,
+    ) -> Result<Vec<Post>, SourceError> {
         let started = std::time::Instant::now();
         let (method, posts) = match &self.index {
             Some(index) => match index.search(keyword, limit).await {
                 Some(found) => ("index", found?),
                 // Keywords without letters or digits have no full-text form.
-                None => ("scan", self.scan(keyword, limit).await?),
+                None => ("scan", self.scan(keyword, limit, slot).await?),
             },
-            None => ("scan", self.scan(keyword, limit).await?),
+            None => ("scan", self.scan(keyword, limit, slot).await?),
         };
         tracing::info!(
             method,
@@ -373,8 +421,60 @@ mod tests {
             .scan(
                 &Keyword::parse(keyword).unwrap(),
                 Limit::parse(limit).unwrap(),
+                &AtomicBool::new(false),
             )
             .unwrap()
+    }
+
+    fn many_lines(n: usize) -> String {
+        (0..n)
+            .map(|i| line(&format!("p{i}"), i as i64, "election night") + "\n")
+            .collect()
+    }
+
+    #[test]
+    fn a_cancelled_scan_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("RS.ndjson");
+        std::fs::write(&path, many_lines(10_000)).unwrap();
+        let files = DumpFiles::open(&path).unwrap();
+        let k = Keyword::parse("election").unwrap();
+        let result = files.scan(&k, Limit::parse(10).unwrap(), &AtomicBool::new(true));
+        assert!(matches!(result, Err(DumpError::Cancelled)), "{result:?}");
+    }
+
+    /// A request dropped mid-scan (its timeout) stops the blocking scan, and the
+    /// request's work slot comes back only once the scan has stopped.
+    #[tokio::test]
+    async fn a_dropped_search_stops_its_scan_and_holds_its_slot_until_then() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..8 {
+            std::fs::write(
+                dir.path().join(format!("RS_{i}.ndjson")),
+                many_lines(50_000),
+            )
+            .unwrap();
+        }
+        let source = DumpSource::open(dir.path()).await.unwrap();
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let slot = WorkSlot::new(Arc::clone(&slots).try_acquire_owned().unwrap());
+        let k = Keyword::parse("election").unwrap();
+        let search = source.search(&k, Limit::parse(10).unwrap(), &slot);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), search)
+                .await
+                .is_err(),
+            "the scan of 400,000 lines outlasts 20 ms"
+        );
+        drop(slot);
+        assert_eq!(
+            slots.available_permits(),
+            0,
+            "the scan still holds the slot"
+        );
+        let _permit = tokio::time::timeout(std::time::Duration::from_secs(5), slots.acquire())
+            .await
+            .expect("the cancelled scan gives the slot back");
     }
 
     #[test]

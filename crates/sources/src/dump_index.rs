@@ -5,6 +5,7 @@
 //! from; when the files change, it is stale and queries go back to scanning.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Instant, UNIX_EPOCH};
 
 use futures_util::TryStreamExt;
@@ -145,7 +146,8 @@ impl DumpIndex {
             let mut batch = Vec::with_capacity(BATCH);
             let mut read = 0u64;
             let mut receiver_gone = false;
-            let report = reader_files.for_each_post(|post| {
+            // Indexing runs to the end (it is a command of its own, stopped by Ctrl-C).
+            let report = reader_files.for_each_post(&AtomicBool::new(false), |post| {
                 read += 1;
                 batch.push(post);
                 if batch.len() == BATCH && !receiver_gone {
@@ -256,7 +258,9 @@ impl DumpIndex {
                 selftext: row.try_get("selftext")?,
                 score: row.try_get("score")?,
                 permalink: row.try_get("permalink")?,
-            };
+            }
+            // An index built by an older moodwire may hold texts from before sanitizing.
+            .sanitized();
             // FTS tokens are looser than moodwire's whole-word match ("covid-19" also
             // finds "covid 19"); the same matcher as the scan keeps both methods equal.
             if SearchText::new(&post.title, &post.selftext).contains_word(needle) {
@@ -347,7 +351,7 @@ fn remove_if_exists(path: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use moodwire_core::ports::PostSource;
+    use moodwire_core::ports::{PostSource, WorkSlot};
 
     use super::*;
     use crate::DumpSource;
@@ -423,14 +427,14 @@ mod tests {
             let k = Keyword::parse(keyword).unwrap();
             let l = Limit::parse(limit).unwrap();
             let indexed: Vec<String> = source
-                .search(&k, l)
+                .search(&k, l, &WorkSlot::unbounded())
                 .await
                 .unwrap()
                 .into_iter()
                 .map(|p| p.id)
                 .collect();
             let scanned: Vec<String> = files
-                .scan(&k, l)
+                .scan(&k, l, &AtomicBool::new(false))
                 .unwrap()
                 .posts
                 .into_iter()
@@ -440,7 +444,7 @@ mod tests {
         }
         let k = Keyword::parse("climate change").unwrap();
         let ids: Vec<String> = source
-            .search(&k, Limit::parse(10).unwrap())
+            .search(&k, Limit::parse(10).unwrap(), &WorkSlot::unbounded())
             .await
             .unwrap()
             .into_iter()
@@ -455,7 +459,11 @@ mod tests {
         let source = DumpSource::open(&dump).await.unwrap();
         assert_eq!(source.method(), "scan");
         assert_eq!(
-            source.search(&k, Limit::parse(10).unwrap()).await.unwrap()[0].id,
+            source
+                .search(&k, Limit::parse(10).unwrap(), &WorkSlot::unbounded())
+                .await
+                .unwrap()[0]
+                .id,
             "z"
         );
     }

@@ -46,34 +46,37 @@ pub fn parse_post_value(value: serde_json::Value) -> Result<Post, LineError> {
 }
 
 impl RawItem {
+    /// The post, with control characters taken out of its texts where it enters the
+    /// system (see [`Post::sanitized`]), before its emptiness is judged.
     fn into_post(self) -> Result<Post, LineError> {
         let created_utc = as_integer(&self.created_utc)
             .ok_or_else(|| LineError("created_utc is not a timestamp".into()))?;
-        if self.id.trim().is_empty() {
-            return Err(LineError("id is empty".into()));
-        }
         // A removed body says nothing about the author's mood; the title still does.
         let body = self
             .selftext
             .or(self.body)
             .filter(|b| !is_removed(b))
             .unwrap_or_default();
-        let title = self.title.unwrap_or_default();
-        if title.trim().is_empty() && body.trim().is_empty() {
-            return Err(LineError(
-                "no text: title and body are empty or removed".into(),
-            ));
-        }
-        Ok(Post {
+        let post = Post {
             id: self.id,
             subreddit: self.subreddit.unwrap_or_default(),
             author: self.author.unwrap_or_else(|| "[deleted]".into()),
             created_utc,
-            title,
+            title: self.title.unwrap_or_default(),
             selftext: body,
             score: self.score.as_ref().and_then(as_integer).unwrap_or(0),
             permalink: self.permalink.unwrap_or_default(),
-        })
+        }
+        .sanitized();
+        if post.id.trim().is_empty() {
+            return Err(LineError("id is empty".into()));
+        }
+        if post.title.trim().is_empty() && post.selftext.trim().is_empty() {
+            return Err(LineError(
+                "no text: title and body are empty or removed".into(),
+            ));
+        }
+        Ok(post)
     }
 }
 

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use moodwire_core::ports::{PostSource, SourceError};
+use moodwire_core::ports::{PostSource, SourceError, WorkSlot};
 use moodwire_core::{Keyword, Limit, Post, PostsSource};
 
 use crate::{parse_post_line, SearchText};
@@ -112,7 +112,12 @@ impl PostSource for SampleCorpus {
         PostsSource::Sample
     }
 
-    async fn search(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
+    async fn search(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        _: &WorkSlot,
+    ) -> Result<Vec<Post>, SourceError> {
         Ok(self.find(keyword, limit))
     }
 }

@@ -105,6 +105,36 @@ proptest! {
     }
 
     #[test]
+    fn control_characters_never_enter_with_a_post(
+        pieces in prop::collection::vec(("[a-z ]{0,6}", (0u32..0x20).prop_map(|c| char::from_u32(c).unwrap())), 1..8),
+        in_title in any::<bool>(),
+        via_listing in any::<bool>(),
+    ) {
+        let dirty: String = pieces.iter().flat_map(|(text, c)| text.chars().chain([*c])).collect();
+        let expected: String = dirty.chars().filter(|c| *c >= ' ' || *c == '\n' || *c == '\t').collect();
+        let (title, body) = if in_title { (dirty.as_str(), "body") } else { ("title", dirty.as_str()) };
+        let item = json!({"id": "p\u{0}1", "author": "a\u{1b}b", "subreddit": "s", "created_utc": 1,
+                          "title": title, "selftext": body, "permalink": "/r/s/\r"});
+        let post = if via_listing {
+            let listing = json!({"kind": "Listing", "data": {"children": [{"kind": "t3", "data": item}]}});
+            parse_search_page(listing.to_string().as_bytes()).unwrap().posts.into_iter().next()
+        } else {
+            parse_post_line(&item.to_string()).ok()
+        };
+        // A text of only control characters is no text: the post is refused then.
+        let Some(post) = post else {
+            prop_assert!(expected.trim().is_empty());
+            return Ok(());
+        };
+        let texts = [&post.id, &post.author, &post.subreddit, &post.title, &post.selftext, &post.permalink];
+        for text in texts {
+            prop_assert!(!text.chars().any(|c| c < ' ' && c != '\n' && c != '\t'), "{text:?}");
+        }
+        prop_assert_eq!(if in_title { &post.title } else { &post.selftext }, &expected);
+        prop_assert_eq!((post.id.as_str(), post.author.as_str(), post.permalink.as_str()), ("p1", "ab", "/r/s/"));
+    }
+
+    #[test]
     fn any_bytes_as_a_listing_get_an_answer(body in prop::collection::vec(any::<u8>(), 0..300)) {
         let _ = parse_search_page(&body);
     }

@@ -11,7 +11,7 @@ use wiremock::matchers::{
 };
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use moodwire_core::ports::{PostSource, SourceError};
+use moodwire_core::ports::{PostSource, SourceError, WorkSlot};
 use moodwire_core::{Keyword, Limit};
 use moodwire_sources::reddit::Secret;
 use moodwire_sources::{RedditConfig, RedditSource};
@@ -95,6 +95,7 @@ async fn search(
         .search(
             &Keyword::parse(keyword).unwrap(),
             Limit::parse(limit).unwrap(),
+            &WorkSlot::unbounded(),
         )
         .await
 }

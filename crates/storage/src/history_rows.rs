@@ -7,7 +7,7 @@ use moodwire_core::history::{
     in_emotion_order, AnalysisPosts, AnalysisSummary, KeywordMood, ScoredPost,
 };
 use moodwire_core::ports::StoreError;
-use moodwire_core::{Emotion, EmotionShare};
+use moodwire_core::{excerpt, Emotion, EmotionShare, Post};
 
 /// An emotion row of an analysis, with the analysis's own columns.
 #[derive(sqlx::FromRow)]
@@ -47,7 +47,7 @@ pub(crate) struct ScoredPostRow {
 
 fn emotion(label: &str) -> Result<Emotion, StoreError> {
     label.parse().map_err(|_| {
-        StoreError(format!(
+        StoreError::Rejected(format!(
             "the store holds an unknown emotion label {label:?}"
         ))
     })
@@ -122,7 +122,7 @@ pub(crate) fn analysis_posts(
         .map(|r| {
             Ok(ScoredPost {
                 label: emotion(&r.label)?,
-                excerpt: ScoredPost::excerpt_of(&r.body),
+                excerpt: excerpt(&r.body, Post::EXCERPT_MAX_CHARS),
                 post_id: r.post_id,
                 subreddit: r.subreddit,
                 created_at: r.created_at,

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use moodwire_core::ports::{EventBatch, EventFeed, EventLog, EventLogError, LogPosition};
+use moodwire_core::ports::{
+    DeadLetter, EventBatch, EventFeed, EventLog, EventLogError, LogPosition,
+};
 use moodwire_core::AnalysisRecorded;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::SqlitePool;
@@ -30,29 +32,57 @@ fn log_error(context: &str) -> impl Fn(sqlx::Error) -> EventLogError + '_ {
     move |e| EventLogError(format!("{context}: {e}"))
 }
 
+/// An entry of the journal: (seq, key, payload).
+pub(crate) type Entry = (i64, String, Vec<u8>);
+
 impl Journal {
     pub const FILE_NAME: &'static str = "journal.sqlite";
+    /// The default bound on the journal file: far beyond a healthy backlog, but a
+    /// dead store or broker cannot fill the disk with it.
+    pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
+    /// SQLite's default page size, in which the bound is set.
+    const PAGE_BYTES: u64 = 4096;
 
-    /// Opens the journal file in `dir` (creating both when missing).
+    /// Opens the journal file in `dir` (creating both when missing), bounded to
+    /// [`Self::DEFAULT_MAX_BYTES`].
     pub async fn open(dir: &Path) -> Result<Self, EventLogError> {
+        Self::open_bounded(dir, Self::DEFAULT_MAX_BYTES).await
+    }
+
+    /// Opens the journal, which refuses appends (loudly: see the service) once its file
+    /// would grow past `max_bytes`, as on a full disk.
+    pub async fn open_bounded(dir: &Path, max_bytes: u64) -> Result<Self, EventLogError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| EventLogError(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(Self::FILE_NAME);
-        let pool = sqlite_pool(SqliteConnectOptions::new().filename(&path))
-            .await
-            .map_err(|e| {
-                EventLogError(format!("cannot open the journal {}: {e}", path.display()))
-            })?;
-        sqlx::query(
+        let pages = (max_bytes / Self::PAGE_BYTES).max(8);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .pragma("max_page_count", pages.to_string());
+        let pool = sqlite_pool(options).await.map_err(|e| {
+            EventLogError(format!("cannot open the journal {}: {e}", path.display()))
+        })?;
+        for table in [
             "CREATE TABLE IF NOT EXISTS events (
                  seq     INTEGER PRIMARY KEY AUTOINCREMENT,
                  key     TEXT NOT NULL,
                  payload BLOB NOT NULL
              )",
-        )
-        .execute(&pool)
-        .await
-        .map_err(log_error("cannot create the journal table"))?;
+            // Entries no broker takes (set aside by the Kafka forwarder), so the ones
+            // behind them move on; `moodwire sync --dead-letters` lists them.
+            "CREATE TABLE IF NOT EXISTS unsendable (
+                 seq     INTEGER PRIMARY KEY,
+                 key     TEXT NOT NULL,
+                 payload BLOB NOT NULL,
+                 error   TEXT NOT NULL,
+                 set_aside_at INTEGER NOT NULL
+             )",
+        ] {
+            sqlx::query(table)
+                .execute(&pool)
+                .await
+                .map_err(log_error("cannot create the journal tables"))?;
+        }
         Ok(Journal { pool, path })
     }
 
@@ -76,11 +106,8 @@ impl Journal {
         Ok(n as u64)
     }
 
-    /// The oldest `max` entries as (seq, key, payload).
-    pub(crate) async fn oldest(
-        &self,
-        max: usize,
-    ) -> Result<Vec<(i64, String, Vec<u8>)>, EventLogError> {
+    /// The oldest `max` entries.
+    pub(crate) async fn oldest(&self, max: usize) -> Result<Vec<Entry>, EventLogError> {
         sqlx::query_as("SELECT seq, key, payload FROM events ORDER BY seq LIMIT ?1")
             .bind(max as i64)
             .fetch_all(&self.pool)
@@ -93,7 +120,7 @@ impl Journal {
         &self,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<(i64, String, Vec<u8>)>, EventLogError> {
+    ) -> Result<Vec<Entry>, EventLogError> {
         let deadline = Instant::now() + wait;
         loop {
             let entries = self.oldest(max).await?;
@@ -112,6 +139,96 @@ impl Journal {
             .await
             .map(drop)
             .map_err(log_error("cannot truncate the journal"))
+    }
+
+    /// Replaces an entry by others (the parts of an event too big to send), in one
+    /// transaction. The parts go to the end of the journal.
+    pub(crate) async fn replace(
+        &self,
+        seq: i64,
+        key: &str,
+        parts: &[Vec<u8>],
+    ) -> Result<(), EventLogError> {
+        let failed = log_error("cannot replace a journal entry");
+        let mut tx = self.pool.begin().await.map_err(&failed)?;
+        for part in parts {
+            sqlx::query("INSERT INTO events (key, payload) VALUES (?1, ?2)")
+                .bind(key)
+                .bind(part)
+                .execute(&mut *tx)
+                .await
+                .map_err(&failed)?;
+        }
+        sqlx::query("DELETE FROM events WHERE seq = ?1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        tx.commit().await.map_err(&failed)
+    }
+
+    /// Moves an entry no broker takes out of the way, keeping it with the reason.
+    pub(crate) async fn set_aside(&self, entry: &Entry, error: &str) -> Result<(), EventLogError> {
+        let failed = log_error("cannot set a journal entry aside");
+        let (seq, key, payload) = entry;
+        let mut tx = self.pool.begin().await.map_err(&failed)?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO unsendable (seq, key, payload, error, set_aside_at)
+             VALUES (?1, ?2, ?3, ?4, CAST(strftime('%s', 'now') AS INTEGER))",
+        )
+        .bind(seq)
+        .bind(key)
+        .bind(payload)
+        .bind(error)
+        .execute(&mut *tx)
+        .await
+        .map_err(&failed)?;
+        sqlx::query("DELETE FROM events WHERE seq = ?1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        tx.commit().await.map_err(&failed)
+    }
+
+    /// The entries set aside because no broker took them, as dead letters.
+    pub async fn unsendable(&self) -> Result<Vec<DeadLetter>, EventLogError> {
+        let rows: Vec<(i64, Vec<u8>, String)> =
+            sqlx::query_as("SELECT seq, payload, error FROM unsendable ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(log_error("cannot read the unsendable journal entries"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, payload, error)| DeadLetter {
+                analysis_id: AnalysisRecorded::from_json(&payload)
+                    .ok()
+                    .map(|e| e.analysis.id),
+                payload,
+                error,
+                origin: format!("journal seq {seq} (not sent to Kafka)"),
+            })
+            .collect())
+    }
+
+    /// Puts the entries set aside back in the journal, to be sent again (after a fix,
+    /// e.g. a broker that takes larger messages). Returns how many.
+    pub async fn resend_unsendable(&self) -> Result<usize, EventLogError> {
+        let failed = log_error("cannot put unsendable entries back in the journal");
+        let mut tx = self.pool.begin().await.map_err(&failed)?;
+        let moved = sqlx::query(
+            "INSERT INTO events (key, payload) SELECT key, payload FROM unsendable ORDER BY seq",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(&failed)?
+        .rows_affected();
+        sqlx::query("DELETE FROM unsendable")
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        tx.commit().await.map_err(&failed)?;
+        Ok(moved as usize)
     }
 }
 
@@ -149,10 +266,12 @@ impl EventFeed for JournalFeed {
         for (seq, _, payload) in entries {
             match AnalysisRecorded::from_json(&payload) {
                 Ok(event) => batch.events.push(event),
-                Err(e) => {
-                    batch.rejected += 1;
-                    tracing::error!(seq, error = %e, "skipping an unreadable journal entry");
-                }
+                Err(e) => batch.unreadable.push(DeadLetter {
+                    analysis_id: None,
+                    payload,
+                    error: e.to_string(),
+                    origin: format!("journal seq {seq}"),
+                }),
             }
         }
         Ok(batch)

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use moodwire_core::ports::{EventBatch, EventFeed, EventLogError, LogPosition};
+use moodwire_core::ports::{DeadLetter, EventBatch, EventFeed, EventLogError, LogPosition};
 use moodwire_core::AnalysisRecorded;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -22,7 +22,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::journal::Journal;
+use crate::journal::{Entry, Journal};
 
 /// How long one blocking broker call (metadata, commit, offsets) may take.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,6 +87,19 @@ impl KafkaConfig {
     }
 }
 
+/// Errors that sending the same record again cannot fix.
+fn refused_for_good(e: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
+}
+
 fn kafka_error(context: &str) -> impl Fn(rdkafka::error::KafkaError) -> EventLogError + '_ {
     move |e| EventLogError(format!("{context}: {e}"))
 }
@@ -111,12 +124,19 @@ impl KafkaForwarder {
         })
     }
 
+    /// Largest record the producer sends: Kafka's own default, said explicitly so that
+    /// the bound on events ([`moodwire_core::MAX_EVENT_BYTES`]) is checked against it.
+    pub const MESSAGE_MAX_BYTES: usize = 1_000_000;
+
     fn producer(config: &KafkaConfig) -> Result<FutureProducer, EventLogError> {
         config
             .client()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
+            // JSON events compress several times over; lz4 is built into librdkafka.
+            .set("compression.type", "lz4")
+            .set("message.max.bytes", Self::MESSAGE_MAX_BYTES.to_string())
             // A batch the broker has not taken by then is retried from the journal.
             .set("message.timeout.ms", "15000")
             .create()
@@ -154,7 +174,9 @@ impl KafkaForwarder {
     }
 
     /// Sends what the journal holds, batch by batch, until it is empty. Returns how
-    /// many events the broker acknowledged.
+    /// many events the broker acknowledged. An entry the broker refuses for good (too
+    /// large, malformed) never blocks the others: it is split into parts that fit, or,
+    /// when it cannot be, set aside in the journal ([`Journal::unsendable`]).
     pub async fn forward_all(&self) -> Result<usize, EventLogError> {
         let mut forwarded = 0;
         loop {
@@ -162,14 +184,21 @@ impl KafkaForwarder {
             let Some(&(last, _, _)) = entries.last() else {
                 return Ok(forwarded);
             };
-            self.send(&entries).await?;
+            let refused = self.send(&entries).await?;
+            for (entry, error) in &refused {
+                self.move_aside(entry, error).await?;
+            }
             self.journal.truncate_before(last + 1).await?;
-            forwarded += entries.len();
-            metrics::counter!("moodwire_events_forwarded_total").increment(entries.len() as u64);
+            let sent = entries.len() - refused.len();
+            forwarded += sent;
+            metrics::counter!("moodwire_events_forwarded_total").increment(sent as u64);
         }
     }
 
-    async fn send(&self, entries: &[(i64, String, Vec<u8>)]) -> Result<(), EventLogError> {
+    /// Sends a batch; returns the entries the broker refused for good, with why. Any
+    /// other failure fails the batch, which is sent again later (the store's upserts
+    /// make the copies harmless).
+    async fn send(&self, entries: &[Entry]) -> Result<Vec<(Entry, String)>, EventLogError> {
         let producer = self.current_producer();
         let deliveries = entries.iter().map(|(_, key, payload)| {
             producer.send(
@@ -186,12 +215,46 @@ impl KafkaForwarder {
         )
         .await
         .map_err(|_| EventLogError("the broker did not acknowledge within 30 s".into()))?;
-        for delivery in delivered {
-            delivery.map_err(|(e, _)| {
-                EventLogError(format!("the broker did not take an event: {e}"))
-            })?;
+        let mut refused = Vec::new();
+        for (entry, delivery) in entries.iter().zip(delivered) {
+            if let Err((e, _)) = delivery {
+                if !refused_for_good(&e) {
+                    return Err(EventLogError(format!(
+                        "the broker did not take an event: {e}"
+                    )));
+                }
+                refused.push((entry.clone(), e.to_string()));
+            }
         }
-        Ok(())
+        Ok(refused)
+    }
+
+    /// An entry no broker takes: its parts go back in the journal when it can be
+    /// split, else it is set aside. Either way it no longer holds up the others.
+    async fn move_aside(&self, entry: &Entry, error: &str) -> Result<(), EventLogError> {
+        let (seq, key, payload) = entry;
+        let parts = AnalysisRecorded::from_json(payload)
+            .ok()
+            .map(|event| event.split_to_fit(payload.len() / 2))
+            .filter(|parts| parts.len() > 1);
+        match parts {
+            Some(parts) => {
+                let parts: Vec<Vec<u8>> = parts.iter().map(AnalysisRecorded::to_json).collect();
+                tracing::warn!(
+                    seq,
+                    bytes = payload.len(),
+                    parts = parts.len(),
+                    error,
+                    "the broker refused an event; sending it in parts"
+                );
+                self.journal.replace(*seq, key, &parts).await
+            }
+            None => {
+                tracing::error!(seq, bytes = payload.len(), error, "the broker refuses an event that cannot be split; set aside in the journal (`moodwire sync --dead-letters`)");
+                metrics::counter!("moodwire_dead_letters_total").increment(1);
+                self.journal.set_aside(entry, error).await
+            }
+        }
     }
 
     /// Forwards until `stop` resolves: at once when the journal has entries, with
@@ -278,7 +341,7 @@ impl EventFeed for KafkaFeed {
         // The first message may take `wait`; after it, take what is already there.
         let mut deadline = tokio::time::Instant::now() + wait;
         let mut last_error = None;
-        while batch.events.len() + batch.rejected < max {
+        while batch.len() < max {
             let message = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Err(_) => break,
                 // librdkafka reports broker trouble here and carries on (reconnecting,
@@ -291,12 +354,20 @@ impl EventFeed for KafkaFeed {
                 Ok(Ok(message)) => message,
             };
             next_offsets.insert(message.partition(), message.offset() + 1);
-            match AnalysisRecorded::from_json(message.payload().unwrap_or_default()) {
+            let payload = message.payload().unwrap_or_default();
+            match AnalysisRecorded::from_json(payload) {
                 Ok(event) => batch.events.push(event),
-                Err(e) => {
-                    batch.rejected += 1;
-                    tracing::error!(partition = message.partition(), offset = message.offset(), error = %e, "skipping an unreadable Kafka event");
-                }
+                Err(e) => batch.unreadable.push(DeadLetter {
+                    analysis_id: None,
+                    payload: payload.to_vec(),
+                    error: e.to_string(),
+                    origin: format!(
+                        "kafka {}/{}@{}",
+                        self.topic,
+                        message.partition(),
+                        message.offset()
+                    ),
+                }),
             }
             deadline = tokio::time::Instant::now() + Duration::from_millis(20);
         }

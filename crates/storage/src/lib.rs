@@ -1,6 +1,7 @@
 //! Adapters for the storage ports: result caches (in-process, Redis), event logs
 //! (a local journal, Kafka behind it as outbox) and stores (SQLite, PostgreSQL).
 
+mod dead_letter_rows;
 mod history_rows;
 mod journal;
 mod kafka;
@@ -9,6 +10,7 @@ mod postgres_store;
 mod redis_cache;
 mod rows;
 mod sqlite_store;
+mod store_error;
 
 use std::sync::Arc;
 

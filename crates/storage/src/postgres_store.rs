@@ -4,18 +4,18 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::history_rows::{self, MoodRow, ScoredPostRow, SummaryRow};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
-use moodwire_core::ports::{History, SaveReport, Store, StoreError};
-use moodwire_core::Keyword;
-
-use moodwire_core::AnalysisRecorded;
+use moodwire_core::ports::{DeadLetter, History, SaveReport, Store, StoreError, StoredDeadLetter};
+use moodwire_core::{AnalysisRecorded, Keyword};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::dead_letter_rows::{self, DeadLetterRow};
+use crate::history_rows::{self, MoodRow, ScoredPostRow, SummaryRow};
 use crate::rows::Rows;
+use crate::store_error::Dialect;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -24,7 +24,7 @@ pub struct PostgresStore {
 }
 
 fn store_error(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
-    move |e| StoreError(format!("{context}: {e}"))
+    crate::store_error::store_error(Dialect::Postgres, context)
 }
 
 impl PostgresStore {
@@ -33,7 +33,7 @@ impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options: PgConnectOptions = url
             .parse()
-            .map_err(|e| StoreError(format!("invalid DATABASE_URL: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("invalid DATABASE_URL: {e}")))?;
         let options = options.options([("statement_timeout", "60s")]);
         let pool = PgPoolOptions::new()
             .max_connections(4)
@@ -41,10 +41,9 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(store_error("cannot connect to PostgreSQL"))?;
-        MIGRATIONS
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError(format!("cannot migrate the PostgreSQL schema: {e}")))?;
+        MIGRATIONS.run(&pool).await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot migrate the PostgreSQL schema: {e}"))
+        })?;
         Ok(PostgresStore { pool })
     }
 
@@ -264,6 +263,51 @@ impl Store for PostgresStore {
             .await
             .map(drop)
             .map_err(store_error("PostgreSQL does not answer"))
+    }
+
+    async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        let failed = store_error("cannot keep a dead letter in PostgreSQL");
+        let mut tx = self.pool.begin().await.map_err(&failed)?;
+        for row in letters.iter().map(DeadLetterRow::new) {
+            sqlx::query(
+                "INSERT INTO dead_letters (letter_id, analysis_id, payload, error, origin)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (letter_id) DO UPDATE SET
+                   attempts = dead_letters.attempts + 1, error = EXCLUDED.error,
+                   origin = EXCLUDED.origin, last_error_at = now()",
+            )
+            .bind(&row.letter_id)
+            .bind(&row.analysis_id)
+            .bind(&row.payload)
+            .bind(&row.error)
+            .bind(&row.origin)
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        }
+        tx.commit().await.map_err(&failed)
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        let rows = sqlx::query_as::<_, dead_letter_rows::StoredRow>(
+            "SELECT letter_id, analysis_id, payload, error, origin,
+                    CAST(attempts AS BIGINT) AS attempts, dead_at
+             FROM dead_letters ORDER BY dead_at, letter_id LIMIT $1",
+        )
+        .bind(max as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error("cannot read dead letters from PostgreSQL"))?;
+        Ok(rows.into_iter().map(StoredDeadLetter::from).collect())
+    }
+
+    async fn forget_dead_letters(&self, ids: &[String]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM dead_letters WHERE letter_id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(store_error("cannot forget dead letters in PostgreSQL"))
     }
 }
 

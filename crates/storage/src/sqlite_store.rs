@@ -5,18 +5,18 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::history_rows::{self, MoodRow, ScoredPostRow, SummaryRow};
 use async_trait::async_trait;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
-use moodwire_core::ports::{History, SaveReport, Store, StoreError};
-use moodwire_core::Keyword;
-
-use moodwire_core::AnalysisRecorded;
+use moodwire_core::ports::{DeadLetter, History, SaveReport, Store, StoreError, StoredDeadLetter};
+use moodwire_core::{AnalysisRecorded, Keyword};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use crate::dead_letter_rows::{self, DeadLetterRow};
+use crate::history_rows::{self, MoodRow, ScoredPostRow, SummaryRow};
 use crate::rows::Rows;
+use crate::store_error::Dialect;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -25,7 +25,7 @@ pub struct SqliteStore {
 }
 
 fn store_error(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
-    move |e| StoreError(format!("{context}: {e}"))
+    crate::store_error::store_error(Dialect::Sqlite, context)
 }
 
 /// A pool on a SQLite file in WAL mode, created when missing. `synchronous=FULL`
@@ -50,22 +50,22 @@ impl SqliteStore {
     pub async fn open(url_or_path: &str) -> Result<Self, StoreError> {
         let options = if url_or_path.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(url_or_path)
-                .map_err(|e| StoreError(format!("invalid DATABASE_URL: {e}")))?
+                .map_err(|e| StoreError::Unavailable(format!("invalid DATABASE_URL: {e}")))?
         } else {
             let path = Path::new(url_or_path);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
             }
             SqliteConnectOptions::new().filename(path)
         };
         let pool = sqlite_pool(options)
             .await
             .map_err(store_error("cannot open the SQLite store"))?;
-        MIGRATIONS
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError(format!("cannot migrate the SQLite schema: {e}")))?;
+        MIGRATIONS.run(&pool).await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot migrate the SQLite schema: {e}"))
+        })?;
         Ok(SqliteStore { pool })
     }
 
@@ -253,6 +253,58 @@ impl Store for SqliteStore {
             .await
             .map(drop)
             .map_err(store_error("the SQLite store does not answer"))
+    }
+
+    async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        let failed = store_error("cannot keep a dead letter in SQLite");
+        let mut tx = self.pool.begin().await.map_err(&failed)?;
+        let now = Utc::now();
+        for row in letters.iter().map(DeadLetterRow::new) {
+            sqlx::query(
+                "INSERT INTO dead_letters (letter_id, analysis_id, payload, error, origin,
+                                           dead_at, last_error_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT (letter_id) DO UPDATE SET
+                   attempts = dead_letters.attempts + 1, error = excluded.error,
+                   origin = excluded.origin, last_error_at = excluded.last_error_at",
+            )
+            .bind(&row.letter_id)
+            .bind(&row.analysis_id)
+            .bind(&row.payload)
+            .bind(&row.error)
+            .bind(&row.origin)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        }
+        tx.commit().await.map_err(&failed)
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        let rows = sqlx::query_as::<_, dead_letter_rows::StoredRow>(
+            "SELECT letter_id, analysis_id, payload, error, origin,
+                    CAST(attempts AS BIGINT) AS attempts, dead_at
+             FROM dead_letters ORDER BY dead_at, letter_id LIMIT ?1",
+        )
+        .bind(max as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error("cannot read dead letters from SQLite"))?;
+        Ok(rows.into_iter().map(StoredDeadLetter::from).collect())
+    }
+
+    async fn forget_dead_letters(&self, ids: &[String]) -> Result<(), StoreError> {
+        let failed = store_error("cannot forget dead letters in SQLite");
+        let mut tx = self.pool.begin().await.map_err(&failed)?;
+        for id in ids {
+            sqlx::query("DELETE FROM dead_letters WHERE letter_id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(&failed)?;
+        }
+        tx.commit().await.map_err(&failed)
     }
 }
 

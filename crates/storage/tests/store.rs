@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use moodwire_core::ports::{EventFeed, EventLog, Store};
+use moodwire_core::ports::{DeadLetter, EventFeed, EventLog, Store};
 use moodwire_core::{
     aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Emotion, Keyword, Post, PostsSource,
     Prediction, Timings,
@@ -75,16 +75,11 @@ async fn fresh_postgres() -> Option<String> {
     Some(admin.rsplit_once('/').unwrap().0.to_string() + "/" + &name)
 }
 
-fn require_services() -> bool {
-    if std::env::var("MOODWIRE_TEST_DATABASE_URL").is_err() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "MOODWIRE_TEST_DATABASE_URL must be set in CI (make test sets it)"
-        );
-        eprintln!("skipped: run `make test` (or source .services/env) for PostgreSQL");
-        return false;
-    }
-    true
+/// A fresh PostgreSQL database; the test fails when there is no server to make it on.
+async fn postgres() -> String {
+    fresh_postgres()
+        .await
+        .expect("MOODWIRE_TEST_DATABASE_URL is not set: run `make test` (or source .services/env)")
 }
 
 /// The behaviour both stores share; `count(table)` counts rows.
@@ -148,6 +143,57 @@ async fn store_contract<S: Store>(store: &S, count: impl AsyncCount) {
         .any(|t| t.contains("✨") && t.contains("DROP TABLE")));
     store.check().await.unwrap();
     history_contract(store, &a, &b).await;
+    dead_letter_contract(store).await;
+}
+
+/// Dead letters are kept once per payload, counted per attempt, listed oldest first
+/// and forgotten on demand; control characters in their texts do not refuse them.
+async fn dead_letter_contract<S: Store>(store: &S) {
+    let refused = DeadLetter {
+        analysis_id: Some("bad\u{0}id".into()),
+        payload: b"{\"version\":1,\"analysis\":\"a\\u0000b\"}".to_vec(),
+        error: "invalid byte sequence for encoding \"UTF8\": 0x00".into(),
+        origin: "sync".into(),
+    };
+    let unreadable = DeadLetter {
+        analysis_id: None,
+        payload: vec![0xff, 0x00, 0xfe],
+        error: "malformed event".into(),
+        origin: "journal seq 7".into(),
+    };
+    store
+        .dead_letter(&[refused.clone(), unreadable.clone()])
+        .await
+        .unwrap();
+    store
+        .dead_letter(std::slice::from_ref(&refused))
+        .await
+        .unwrap();
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 2, "one row per payload");
+    let first = dead
+        .iter()
+        .find(|d| d.letter.payload == refused.payload)
+        .unwrap();
+    assert_eq!(first.attempts, 2);
+    assert_eq!(first.letter.analysis_id.as_deref(), Some("badid"));
+    assert!(first.letter.error.contains("0x00"));
+    let other = dead
+        .iter()
+        .find(|d| d.letter.payload == unreadable.payload)
+        .unwrap();
+    assert_eq!(
+        (other.attempts, other.letter.origin.as_str()),
+        (1, "journal seq 7")
+    );
+    assert_ne!(first.id, other.id);
+    store
+        .forget_dead_letters(std::slice::from_ref(&first.id))
+        .await
+        .unwrap();
+    let left = store.dead_letters(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, other.id);
 }
 
 /// What the dashboard reads, after `store_contract` saved analyses `a` then `b` of
@@ -258,10 +304,7 @@ async fn sqlite_store_is_idempotent_and_shaped_for_bi() {
 
 #[tokio::test]
 async fn postgres_store_is_idempotent_and_shaped_for_bi() {
-    if !require_services() {
-        return;
-    }
-    let url = fresh_postgres().await.unwrap();
+    let url = postgres().await;
     let store = PostgresStore::connect(&url).await.unwrap();
     store_contract(&store, PgCount(url.clone())).await;
     // A second process starting on the same database finds the schema in place.
@@ -271,10 +314,7 @@ async fn postgres_store_is_idempotent_and_shaped_for_bi() {
 
 #[tokio::test]
 async fn postgres_saves_large_batches_in_one_transaction() {
-    if !require_services() {
-        return;
-    }
-    let url = fresh_postgres().await.unwrap();
+    let url = postgres().await;
     let store = PostgresStore::connect(&url).await.unwrap();
     // Posts shared between analyses (the same keyword asked twice) are stored once.
     let events: Vec<_> = (0..200)
@@ -324,7 +364,9 @@ async fn the_journal_survives_reopening_and_forgets_only_what_is_committed() {
         .await
         .unwrap();
     let rest = feed.next_batch(10, Duration::ZERO).await.unwrap();
-    assert_eq!((rest.events.len(), rest.rejected), (2, 1));
+    assert_eq!((rest.events.len(), rest.unreadable.len()), (2, 1));
+    assert_eq!(rest.unreadable[0].payload, b"garbage");
+    assert!(rest.unreadable[0].origin.starts_with("journal seq "));
     feed.commit(&rest.position).await.unwrap();
     assert_eq!(feed.backlog().await.unwrap(), 0);
 
@@ -336,4 +378,51 @@ async fn the_journal_survives_reopening_and_forgets_only_what_is_committed() {
         .unwrap();
     assert!(empty.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn postgres_refuses_a_nul_for_good_and_takes_the_rest() {
+    let url = postgres().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let mut poison = event("poison", "x", 2);
+    poison.posts[1].post.title = "a\u{0}b".into();
+    let err = store.save(std::slice::from_ref(&poison)).await.unwrap_err();
+    assert!(err.is_permanent(), "{err}");
+    assert!(err.to_string().contains("0x00"), "{err}");
+    // The failed transaction left nothing behind, and the store still takes the rest.
+    let good = event("fine", "y", 3);
+    assert_eq!(store.save(&[good]).await.unwrap().inserted, 1);
+    assert_eq!(PgCount(url).rows("analyses").await, 1);
+}
+
+#[tokio::test]
+async fn a_store_that_is_not_there_is_a_transient_error() {
+    let store = PostgresStore::connect("postgres://moodwire@127.0.0.1:1/none").await;
+    let err = store.err().expect("nothing listens on port 1");
+    assert!(!err.is_permanent(), "{err}");
+}
+
+#[tokio::test]
+async fn a_full_journal_refuses_appends_and_keeps_what_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open_bounded(dir.path(), 64 * 1024).await.unwrap();
+    let mut appended = 0;
+    let error = loop {
+        match journal
+            .append(&event("k", &format!("f{appended}"), 20))
+            .await
+        {
+            Ok(()) => appended += 1,
+            Err(e) => break e,
+        }
+        assert!(appended < 1000, "a 64 KiB journal cannot take 1,000 events");
+    };
+    assert!(appended > 0);
+    assert!(error.to_string().contains("full"), "{error}");
+    assert_eq!(journal.pending().await.unwrap(), appended as u64);
+    // Draining it makes room again.
+    let mut feed = journal.feed();
+    let batch = feed.next_batch(1000, Duration::ZERO).await.unwrap();
+    feed.commit(&batch.position).await.unwrap();
+    journal.append(&event("k", "after", 1)).await.unwrap();
 }

@@ -9,5 +9,5 @@ pub mod warmer;
 
 pub use cpu::{CpuGauge, FileCpu, SystemCpu};
 pub use recovery::{Recovery, RecoveryError, RecoveryReport};
-pub use sync::{IdleSync, PassReport, SyncConfig, SyncError};
+pub use sync::{save_isolating, IdleSync, PassReport, Saved, SyncConfig, SyncError};
 pub use warmer::{parse_seeds, WarmConfig, WarmReport, Warmer};

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use moodwire_core::ports::{CacheError, ResultCache, Store, StoreError};
 use moodwire_core::AnalysisRecorded;
 
+use crate::sync::{announce_dead_letters, save_isolating};
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
     #[error(transparent)]
@@ -55,7 +57,12 @@ impl Recovery {
                     .map(AnalysisRecorded::recovered)
                     .collect();
                 if !events.is_empty() {
-                    report.backfilled += self.store.save(&events).await?.inserted;
+                    let saved = save_isolating(self.store.as_ref(), &events, "recovery").await?;
+                    report.backfilled += saved.report.inserted;
+                    if !saved.refused.is_empty() {
+                        self.store.dead_letter(&saved.refused).await?;
+                        announce_dead_letters(&saved.refused);
+                    }
                 }
             }
             if next == 0 {

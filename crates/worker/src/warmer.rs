@@ -238,20 +238,16 @@ pub fn parse_seeds(text: &str) -> Vec<Keyword> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
 
     use async_trait::async_trait;
-    use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
-    use moodwire_core::ports::{
-        CacheError, Classifier, ClassifyError, EventLog, EventLogError, History, PostSource,
-        ResultCache, SaveReport, SourceError, StoreError,
-    };
-    use moodwire_core::{Analysis, AnalysisRecorded, Keyword, Post, PostsSource, Prediction};
+    use moodwire_core::ports::{Classifier, ClassifyError, PostSource, SourceError, WorkSlot};
+    use moodwire_core::{Keyword, Post, PostsSource, Prediction};
+    use moodwire_testkit::{post, MapCache, MemoryLog, MemoryStore};
 
     use super::*;
 
+    /// One post per keyword, titled with it.
     struct OnePost;
 
     #[async_trait]
@@ -259,17 +255,13 @@ mod tests {
         fn kind(&self) -> PostsSource {
             PostsSource::Sample
         }
-        async fn search(&self, k: &Keyword, _: Limit) -> Result<Vec<Post>, SourceError> {
-            Ok(vec![Post {
-                id: k.normalized(),
-                subreddit: "s".into(),
-                author: "a".into(),
-                created_utc: 0,
-                title: k.as_str().into(),
-                selftext: String::new(),
-                score: 0,
-                permalink: String::new(),
-            }])
+        async fn search(
+            &self,
+            k: &Keyword,
+            _: Limit,
+            _: &WorkSlot,
+        ) -> Result<Vec<Post>, SourceError> {
+            Ok(vec![post(&k.normalized(), k.as_str())])
         }
     }
 
@@ -283,95 +275,8 @@ mod tests {
         async fn classify(&self, texts: Vec<String>) -> Result<Vec<Prediction>, ClassifyError> {
             Ok(texts
                 .iter()
-                .map(|_| Prediction::from_probabilities([0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+                .map(|_| moodwire_testkit::prediction(1))
                 .collect())
-        }
-    }
-
-    #[derive(Default)]
-    struct MapCache(Mutex<HashMap<String, Analysis>>);
-
-    #[async_trait]
-    impl ResultCache for MapCache {
-        async fn get(&self, key: &str) -> Result<Option<Analysis>, CacheError> {
-            Ok(self.0.lock().unwrap().get(key).cloned())
-        }
-        async fn put(&self, key: &str, analysis: &Analysis) -> Result<(), CacheError> {
-            self.0.lock().unwrap().insert(key.into(), analysis.clone());
-            Ok(())
-        }
-        async fn scan(&self, _: u64, _: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
-            Ok((0, self.0.lock().unwrap().values().cloned().collect()))
-        }
-        async fn count_query(&self, _: &str) -> Result<(), CacheError> {
-            Ok(())
-        }
-        /// "rain" was asked most.
-        async fn top_queried(&self, _: usize) -> Result<Vec<(String, u64)>, CacheError> {
-            Ok(vec![("rain".into(), 7)])
-        }
-    }
-
-    struct NoLog;
-
-    #[async_trait]
-    impl EventLog for NoLog {
-        async fn append(&self, _: &AnalysisRecorded) -> Result<(), EventLogError> {
-            Ok(())
-        }
-    }
-
-    /// A store that knows the most-queried keywords and some recent post texts.
-    struct Stored {
-        top: Vec<String>,
-        recent: Vec<String>,
-    }
-
-    /// The warmer reads none of the dashboard's history.
-    #[async_trait]
-    impl History for Stored {
-        async fn keyword_moods(&self, _: usize) -> Result<Vec<KeywordMood>, StoreError> {
-            unreachable!("the warmer does not read keyword moods")
-        }
-        async fn trend(&self, _: &Keyword, _: usize) -> Result<Vec<AnalysisSummary>, StoreError> {
-            unreachable!("the warmer does not read trends")
-        }
-        async fn scored_posts(
-            &self,
-            _: &Keyword,
-            _: usize,
-        ) -> Result<Option<AnalysisPosts>, StoreError> {
-            unreachable!("the warmer does not read posts")
-        }
-    }
-
-    #[async_trait]
-    impl Store for Stored {
-        async fn save(&self, _: &[AnalysisRecorded]) -> Result<SaveReport, StoreError> {
-            Ok(SaveReport::default())
-        }
-        async fn missing(&self, _: &[String]) -> Result<Vec<String>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn top_keywords(&self, n: usize) -> Result<Vec<String>, StoreError> {
-            Ok(self.top.iter().take(n).cloned().collect())
-        }
-        async fn post_texts(
-            &self,
-            since: i64,
-            _: i64,
-            _: usize,
-        ) -> Result<Vec<String>, StoreError> {
-            // The recent window starts within the last day; the background one before it.
-            let recent = since > Utc::now().timestamp() - 86_400;
-            Ok(if recent {
-                self.recent.clone()
-            } else {
-                vec!["an ordinary day".into(); 100]
-            })
-        }
-        async fn check(&self) -> Result<(), StoreError> {
-            Ok(())
         }
     }
 
@@ -389,13 +294,15 @@ mod tests {
         let service = Arc::new(AnalysisService::new(
             Arc::new(OnePost),
             Arc::new(Joy),
-            Arc::new(MapCache::default()),
-            Arc::new(NoLog),
+            // "rain" was asked most.
+            Arc::new(MapCache::default().with_top_queried(&[("rain", 7)])),
+            Arc::new(MemoryLog::default()),
         ));
-        let store = Arc::new(Stored {
-            top: vec!["bitcoin".into()],
-            recent: vec!["the eclipse tonight".into(); 5],
-        });
+        let store = Arc::new(
+            MemoryStore::default()
+                .with_top_keywords(&["bitcoin"])
+                .with_recent_texts(&["the eclipse tonight"; 5]),
+        );
         let seeds = seeds.iter().map(|s| Keyword::parse(s).unwrap()).collect();
         let config = WarmConfig {
             pace: Duration::ZERO,

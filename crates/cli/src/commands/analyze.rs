@@ -24,11 +24,10 @@ pub struct Args {
 }
 
 /// One analysis, printed as the same JSON body `POST /analyze` answers with.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let started = Instant::now();
     let keyword = Keyword::parse(&args.keyword).context("invalid keyword")?;
     let limit = Limit::parse(args.limit).context("invalid --limit")?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let (analysis, served) = runtime.block_on(async {
         let pipeline = args.pipeline.build().await?;
         let answer = pipeline.service.analyze(&keyword, limit).await?;

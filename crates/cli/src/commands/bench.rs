@@ -18,7 +18,7 @@ use crate::wiring::PipelineArgs;
 #[derive(clap::Args)]
 pub struct Args {
     /// Texts to classify: `text;label` or plain lines (default: the emotion test split).
-    #[arg(long, default_value = "../shared/data/emotion/test.txt")]
+    #[arg(long, default_value = "data/emotion/test.txt")]
     corpus: PathBuf,
     /// Posts timed one at a time for single-post latency.
     #[arg(long, default_value_t = 300)]
@@ -50,7 +50,7 @@ struct Row {
     unit: &'static str,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let texts = read_corpus(&resolve(&args.corpus))?;
     anyhow::ensure!(
         texts.len() >= 250,
@@ -59,7 +59,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let batch: Vec<String> = texts[..250].to_vec();
     let mut rows = Vec::new();
 
-    let mut engine = args.pipeline.model.load_engine()?;
+    let dir = runtime.block_on(args.pipeline.model.open_async())?;
+    let mut engine = Engine::load(&dir, args.pipeline.model.engine_options())?;
     engine.classify(&batch)?; // warm-up: first runs allocate
     rows.push(single_post(
         &mut engine,
@@ -75,7 +76,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     fixed_options.max_batch_size = 16;
     fixed_options.max_batch_tokens = usize::MAX;
     fixed_options.length_bucketing = false;
-    let dir = args.pipeline.model.open()?;
     let mut fixed = Engine::load(&dir, fixed_options)?;
     rows.push(posts_250(
         &mut fixed,
@@ -88,7 +88,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(engine);
 
     let keyword = Keyword::parse(&args.keyword)?;
-    let runtime = tokio::runtime::Runtime::new()?;
     rows.extend(runtime.block_on(async {
         let service = args.pipeline.build().await?.service;
         end_to_end(service, &keyword, args.repeats, args.hits).await

@@ -27,8 +27,8 @@ struct Line<'a> {
 /// Lines classified at a time: bounds memory whatever the input size.
 const CHUNK: usize = 1024;
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut engine = args.model.load_engine()?;
+pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let mut engine = runtime.block_on(args.model.load_engine_async())?;
     let input: Box<dyn BufRead> = match &args.file {
         Some(path) => Box::new(std::io::BufReader::new(
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,

@@ -31,9 +31,9 @@ struct JsonReport<'a> {
     report: &'a EvalReport,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let (texts, gold) = read_labelled(&args.file)?;
-    let mut engine = args.model.load_engine()?;
+    let mut engine = runtime.block_on(args.model.load_engine_async())?;
     let progress = ProgressBar::new(texts.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} texts, {per_sec}, eta {eta}")
             .expect("valid template"),

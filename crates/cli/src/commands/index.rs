@@ -14,7 +14,7 @@ pub struct Args {
 }
 
 /// Builds the full-text index of a dump so `dump:PATH` queries read only matching posts.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let files = DumpFiles::open(&args.path)?;
     let progress = if std::io::stderr().is_terminal() {
         ProgressBar::new_spinner().with_style(
@@ -25,7 +25,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ProgressBar::hidden()
     };
     let bar = progress.clone();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(DumpIndex::build(&files, move |read| bar.set_position(read)))?;
     progress.finish_and_clear();
     println!(

@@ -15,12 +15,10 @@ pub enum Command {
     },
 }
 
-pub fn run(command: Command) -> anyhow::Result<()> {
+pub fn run(command: Command, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     match command {
         Command::Push { dir, location } => {
             let location: S3Location = location.parse()?;
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let version = runtime
                 .block_on(model_store::push(&dir, &location))
                 .with_context(|| format!("cannot push {} to {location}", dir.display()))?;

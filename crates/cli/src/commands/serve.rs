@@ -24,6 +24,9 @@ pub struct Args {
     /// Most open client connections; new ones past it are closed at once.
     #[arg(long, env = "MOODWIRE_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
+    /// A client connection with no request in flight for this long (seconds) is closed.
+    #[arg(long, env = "MOODWIRE_IDLE_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout_secs: u64,
     /// On SIGTERM / Ctrl-C, how long in-flight requests may still take, in seconds.
     #[arg(long, env = "MOODWIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -45,10 +48,9 @@ pub struct Args {
     worker: WorkerArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     // Secrets are not part of `args` (see RedditArgs), so the whole configuration can print.
     tracing::info!(config = ?args, source = ?args.pipeline.source(), "starting moodwire serve");
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let mut pipeline = args.pipeline.build().await?;
         let service = Arc::clone(&pipeline.service);
@@ -67,13 +69,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             model = service.model_version(),
             "listening on http://{local}"
         );
+        let access = access_policy(&args);
+        if !access.requires_keys() && !local.ip().is_loopback() {
+            tracing::warn!(
+                address = %local,
+                "serving without API keys on an address other machines can reach: anyone \
+                 there can run analyses and read the history; set MOODWIRE_API_KEYS"
+            );
+        }
         let state = AppState::new(service, Duration::from_secs(args.request_timeout_secs))
-            .with_access(access_policy(&args))
+            .with_access(access)
             .with_store(store);
         let grace = Duration::from_secs(args.shutdown_grace_secs);
         let limits = ConnectionLimits {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
             max_connections: args.max_connections as usize,
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             ..ConnectionLimits::default()
         };
         let served = serve_with(listener, router(state), shutdown_signal(), grace, limits)

@@ -1,6 +1,5 @@
 use std::io::Write;
 
-use anyhow::Context;
 use moodwire_worker::Warmer;
 
 use crate::commands::analyze::forward_before_exit;
@@ -16,9 +15,8 @@ pub struct Args {
 
 /// One warmer cycle now (for cron): refreshes the hot keywords whose cache entry is
 /// missing or about to expire, if the CPU is quiet, and prints what it did as JSON.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     tracing::info!(config = ?args, "starting moodwire warm");
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
         let pipeline = args.pipeline.build().await?;
         let store = args.worker.store(&args.pipeline.events).await?;

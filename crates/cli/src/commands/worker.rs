@@ -24,9 +24,8 @@ pub struct Args {
 
 /// The background jobs without the API, until SIGTERM / Ctrl-C. Workers in one
 /// consumer group share the topic's partitions.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     tracing::info!(config = ?args, "starting moodwire worker");
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
         // First, so a bad address fails before the model loads and the recorder is

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use moodwire_core::ports::{PostSource, SourceError};
+use moodwire_core::ports::{PostSource, SourceError, WorkSlot};
 use moodwire_core::{Keyword, Limit, Post, PostsSource};
 
 pub use config::{ConfigError, RedditConfig, Secret, UserAgent};
@@ -287,7 +287,12 @@ impl PostSource for RedditSource {
         PostsSource::Reddit
     }
 
-    async fn search(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
+    async fn search(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        _: &WorkSlot,
+    ) -> Result<Vec<Post>, SourceError> {
         let deadline = self.config.fetch_timeout;
         tokio::time::timeout(deadline, self.fetch(keyword, limit))
             .await

@@ -1,0 +1,284 @@
+//! The request path (`AnalysisService`) on the testkit's fakes: cache-aside, single
+//! flight, the bound on analyses computed at once, and what reaches the event log.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moodwire_core::ports::{
+    Classifier, ClassifyError, EventLog, PostSource, ResultCache, SourceError, WorkSlot,
+};
+use moodwire_core::service::{AnalysisService, AnalyzeError, Served};
+use moodwire_core::{Emotion, Keyword, Limit, Post, PostsSource, Prediction, MAX_EVENT_BYTES};
+use moodwire_testkit::{post, BrokenCache, MapCache, MemoryLog};
+
+/// `posts` posts per search (at most the limit), each with a body of `body_chars`.
+struct Posts {
+    posts: usize,
+    body_chars: usize,
+}
+
+impl Default for Posts {
+    fn default() -> Self {
+        Posts {
+            posts: 3,
+            body_chars: 0,
+        }
+    }
+}
+
+#[async_trait]
+impl PostSource for Posts {
+    fn kind(&self) -> PostsSource {
+        PostsSource::Sample
+    }
+    async fn search(
+        &self,
+        _: &Keyword,
+        limit: Limit,
+        _: &WorkSlot,
+    ) -> Result<Vec<Post>, SourceError> {
+        Ok((0..limit.get().min(self.posts))
+            .map(|i| Post {
+                selftext: "x".repeat(self.body_chars),
+                ..post(&i.to_string(), &format!("post {i}"))
+            })
+            .collect())
+    }
+}
+
+/// Slow enough that concurrent callers overlap; counts its calls.
+#[derive(Default)]
+struct SlowJoy(AtomicUsize);
+
+#[async_trait]
+impl Classifier for SlowJoy {
+    fn model_version(&self) -> &str {
+        "test-model"
+    }
+    async fn classify(&self, texts: Vec<String>) -> Result<Vec<Prediction>, ClassifyError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(texts
+            .iter()
+            .map(|_| Prediction::from_probabilities([0.0, 0.9, 0.1, 0.0, 0.0, 0.0]))
+            .collect())
+    }
+}
+
+struct Setup {
+    service: Arc<AnalysisService>,
+    classifier: Arc<SlowJoy>,
+    log: MemoryLog,
+}
+
+fn setup_with(cache: Arc<dyn ResultCache>, posts: Posts) -> Setup {
+    let classifier = Arc::new(SlowJoy::default());
+    let log = MemoryLog::default();
+    let service = Arc::new(AnalysisService::new(
+        Arc::new(posts),
+        classifier.clone(),
+        cache,
+        Arc::new(log.clone()) as Arc<dyn EventLog>,
+    ));
+    Setup {
+        service,
+        classifier,
+        log,
+    }
+}
+
+fn setup() -> Setup {
+    setup_with(Arc::new(MapCache::default()), Posts::default())
+}
+
+fn keyword() -> Keyword {
+    Keyword::parse("AI").unwrap()
+}
+
+#[tokio::test]
+async fn each_computed_analysis_is_recorded_once_with_its_posts() {
+    let Setup { service, log, .. } = setup();
+    let limit = Limit::parse(3).unwrap();
+    let (first, _) = service.analyze(&keyword(), limit).await.unwrap();
+    let (again, served) = service.analyze(&keyword(), limit).await.unwrap();
+    assert_eq!(served, Served::Cache);
+    assert_eq!(again.id, first.id);
+    let events = log.events();
+    assert_eq!(events.len(), 1, "a cache hit records nothing");
+    let event = &events[0];
+    assert_eq!(event.analysis, *first);
+    assert_eq!(event.analysis.limit, 3);
+    assert_eq!(event.posts.len(), 3);
+    assert_eq!(event.posts[0].post.id, "0");
+    assert_eq!(event.posts[0].prediction.label, Emotion::Joy);
+    assert!(event.timings.inference_ms >= 100.0, "{:?}", event.timings);
+    assert!(!first.id.is_empty());
+}
+
+#[tokio::test]
+async fn events_carry_excerpts_and_an_analysis_too_big_for_one_goes_in_parts() {
+    let Setup { service, log, .. } = setup_with(
+        Arc::new(MapCache::default()),
+        Posts {
+            posts: 1000,
+            body_chars: 40_000,
+        },
+    );
+    let (analysis, _) = service
+        .analyze(&keyword(), Limit::parse(1000).unwrap())
+        .await
+        .unwrap();
+    let events = log.events();
+    assert!(!events.is_empty());
+    for e in &events {
+        assert!(e.to_json().len() <= MAX_EVENT_BYTES);
+        assert_eq!(e.analysis, *analysis);
+        assert!(e
+            .posts
+            .iter()
+            .all(|p| p.post.selftext.chars().count() <= Post::EXCERPT_MAX_CHARS));
+    }
+    let posts: usize = events.iter().map(|e| e.posts.len()).sum();
+    assert_eq!(posts, 1000, "every post reaches the log");
+}
+
+#[tokio::test]
+async fn analyses_past_the_bound_are_refused_at_once_and_hits_are_not_bounded() {
+    let Setup { service, .. } = setup();
+    let service = Arc::new(Arc::into_inner(service).unwrap().with_max_computing(1));
+    let limit = Limit::parse(3).unwrap();
+    let warm = Keyword::parse("warm").unwrap();
+    service.analyze(&warm, limit).await.unwrap();
+
+    let slow = {
+        let service = Arc::clone(&service);
+        tokio::spawn(async move { service.analyze(&keyword(), limit).await })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let other = Keyword::parse("other").unwrap();
+    let refused = service.analyze(&other, limit).await.unwrap_err();
+    assert!(
+        matches!(refused, AnalyzeError::Busy { limit: 1 }),
+        "{refused:?}"
+    );
+    let (_, served) = service.analyze(&warm, limit).await.unwrap();
+    assert_eq!(served, Served::Cache, "a hit needs no slot");
+    slow.await.unwrap().unwrap();
+    service.analyze(&other, limit).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_broken_event_log_does_not_fail_the_answer_but_is_reported_until_it_heals() {
+    let Setup { service, log, .. } = setup();
+    log.set_broken(true);
+    let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+    assert_eq!(served, Served::Inference);
+    let failure = service
+        .event_log_failure()
+        .expect("the failure is reported");
+    assert!(failure.contains("disk full"), "{failure}");
+    log.set_broken(false);
+    let other = Keyword::parse("other").unwrap();
+    service.analyze(&other, Limit::default()).await.unwrap();
+    assert_eq!(service.event_log_failure(), None, "an append worked again");
+}
+
+#[tokio::test]
+async fn concurrent_misses_share_one_inference_and_then_hit_the_cache() {
+    let Setup {
+        service,
+        classifier,
+        ..
+    } = setup();
+    let calls = (0..100).map(|_| {
+        let service = Arc::clone(&service);
+        tokio::spawn(async move { service.analyze(&keyword(), Limit::default()).await.unwrap() })
+    });
+    for call in calls {
+        // Late starters may already find the answer in the cache.
+        let (analysis, _) = call.await.unwrap();
+        assert_eq!(analysis.agg[0].label, Emotion::Joy);
+    }
+    assert_eq!(classifier.0.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        service.computations_in_flight(),
+        0,
+        "landed flights leave the table"
+    );
+    let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+    assert_eq!(served, Served::Cache);
+    assert_eq!(classifier.0.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_abandoned_flight_leaves_no_trace() {
+    let Setup { service, .. } = setup();
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(20),
+        service.analyze(&keyword(), Limit::default()),
+    )
+    .await;
+    assert!(abandoned.is_err(), "timed out mid-inference");
+    assert_eq!(service.computations_in_flight(), 0);
+    assert!(service.analyze(&keyword(), Limit::default()).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_broken_cache_only_costs_the_miss_path() {
+    let Setup {
+        service,
+        classifier,
+        ..
+    } = setup_with(Arc::new(BrokenCache), Posts::default());
+    for _ in 0..2 {
+        let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+        assert_eq!(served, Served::Inference);
+    }
+    assert_eq!(classifier.0.load(Ordering::SeqCst), 2);
+}
+
+/// An event log whose append is written at once but answers late, as a database
+/// whose commit has happened when its caller gives up waiting.
+#[derive(Default)]
+struct LateLog(MemoryLog);
+
+#[async_trait]
+impl EventLog for LateLog {
+    async fn append(
+        &self,
+        event: &moodwire_core::AnalysisRecorded,
+    ) -> Result<(), moodwire_core::ports::EventLogError> {
+        self.0.append(event).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(())
+    }
+}
+
+/// A caller that goes away while its analysis is being appended (a request timeout)
+/// does not leave it appended but uncached: the next caller is served that analysis
+/// from the cache, and the log holds it once.
+#[tokio::test]
+async fn an_analysis_whose_caller_left_during_the_append_is_still_cached_once() {
+    let log = Arc::new(LateLog::default());
+    let service = AnalysisService::new(
+        Arc::new(Posts::default()),
+        Arc::new(SlowJoy::default()),
+        Arc::new(MapCache::default()),
+        log.clone(),
+    );
+    // Inference takes 100 ms, then the append 300 ms: leave in the middle of it.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(250),
+        service.analyze(&keyword(), Limit::default()),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (again, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+    assert_eq!(served, Served::Cache);
+    let events = log.0.events();
+    assert_eq!(events.len(), 1, "one analysis, appended once");
+    assert_eq!(events[0].analysis.id, again.id);
+}
