@@ -28,6 +28,7 @@ test: setup services $(BENCH_VENV)
 	set -a && . .services/env && set +a && MOODWIRE_TEST_PYTHON=$(CURDIR)/$(BENCH_PY) \
 		$(CARGO) test --release --locked --workspace
 	scripts/schemathesis.sh
+	scripts/check_metrics.sh
 
 ## The property tests of every parser of untrusted input (request body, keyword,
 ## dump lines, Reddit listings), run longer than in `make test`: FUZZ_CASES cases each

@@ -126,7 +126,7 @@ def main() -> None:
         )
         return args.alpha * t * t * distilled + (1 - args.alpha) * hard
 
-    history, best = train(model, tokenizer, args, train_enc, (val_enc, val_y), pad_id, rng, batch_loss)
+    history, best = train(model, tokenizer, args, train_enc, {"validation": (val_enc, val_y)}, pad_id, rng, batch_loss)
 
     write_json(
         args.out / "training_log.json",

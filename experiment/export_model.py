@@ -6,7 +6,8 @@ Writes into --out:
   model.onnx        INT8 (dynamic quantization, per-channel QInt8 weights) of the fused graph
   tokenizer.json    the WordPiece tokenizer with padding and truncation switched off:
                     the runtime pads each batch to its longest text and truncates to max_length
-  config.json       id2label, max_length, model version, normalization version, inputs
+  config.json       id2label, max_length, truncation_head (when trained with head + tail
+                    truncation), model version, normalization version, inputs
 and the same three files for the fused FP32 graph in --fp32-dir (for evaluation; not shipped).
 """
 
@@ -51,6 +52,14 @@ class LogitsOnly(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def truncation(checkpoint: Path) -> dict:
+    """How the checkpoint was trained to cut long texts (fine_tune.py's log): the
+    runtime must cut them the same way. Head-only checkpoints say nothing."""
+    log = checkpoint / "training_log.json"
+    head = json.loads(log.read_text()).get("truncation_head") if log.exists() else None
+    return {} if head is None else {"truncation_head": head}
 
 
 def export_fp32(checkpoint: Path, path: Path) -> None:
@@ -126,6 +135,7 @@ def main() -> None:
         "label2id": {label: i for i, label in enumerate(LABELS)},
         "max_length": args.max_length,
         "normalization_version": NORMALIZATION_VERSION,
+        **truncation(args.checkpoint),
         "inputs": ["input_ids", "attention_mask"],
         "output": "logits",
         "quantization": "dynamic INT8 (QInt8, per-channel weights)",

@@ -3,9 +3,11 @@
     HF_HUB_OFFLINE=1 python experiment/fine_tune.py --out experiment/runs/weighted
 
 Training batches are grouped by length (dynamic padding), which roughly halves
-the time per epoch on a CPU. The checkpoint kept is the epoch with the best
-validation score (mean of accuracy and macro-F1); the test split is never
-looked at here.
+the time per epoch on a CPU. With `--augment` the training set is the robust one
+(`augment.py`: the split with its template cue rewritten, plus the event-carried
+posts). The checkpoint kept is the epoch with the best selection score: the mean
+accuracy over the selection suites (plain validation, cue-free validation, the
+realistic dev posts); the test side is never looked at here.
 """
 
 from __future__ import annotations
@@ -24,13 +26,20 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 from common import (
     DEFAULT_DATA_DIR,
     LABELS,
+    SELECTION_SUITES,
+    SUITES,
+    TRUNCATION_HEAD,
+    cut_text,
+    head_tail,
     base_model_dir,
     metrics,
     read_hub_split,
+    read_labelled,
     read_split,
     set_threads,
     write_json,
 )
+from normalize import normalize
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,6 +63,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--augment", action="store_true", help="train on the robust set (augment.py)")
+    p.add_argument("--head-only", action="store_true",
+                   help="truncate long texts to their first tokens (default: head + tail, common.TRUNCATION_HEAD)")
+    p.add_argument("--cue-share", type=float, default=0.5, help="with --augment: share of cue texts rewritten")
     p.add_argument(
         "--freeze-word-embeddings",
         action="store_true",
@@ -141,12 +154,25 @@ def train_step(model, optimizer, loss: torch.Tensor) -> None:
     optimizer.zero_grad()
 
 
+def selection_sets(encode) -> dict[str, tuple[list[list[int]], list[int]]]:
+    """The selection suites' texts, tokenized, with their labels (parts pooled)."""
+    sets = {}
+    for suite in SELECTION_SUITES:
+        texts, labels = [], []
+        for _, path in SUITES[suite]:
+            part_texts, part_labels = read_labelled(path)
+            texts += [normalize(t) for t in part_texts]
+            labels += part_labels
+        sets[suite] = (encode(texts), labels)
+    return sets
+
+
 def train(model, tokenizer, args, train_enc, validation, pad_id, rng, batch_loss) -> tuple[list[dict], dict]:
     """AdamW (no decay on biases and LayerNorm), linear warm-up then decay, gradient
-    clipping, length-grouped batches; validates after every epoch and saves the epoch with
-    the best mean of accuracy and macro-F1 to args.out. `batch_loss(batch, ids, mask)`
-    is the loss of one batch of training indices. Returns the history and the best epoch."""
-    val_enc, val_y = validation
+    clipping, length-grouped batches; after every epoch evaluates on each set of
+    `validation` ({name: (encodings, labels)}) and saves the epoch with the best mean
+    accuracy over them to args.out. `batch_loss(batch, ids, mask)` is the loss of one
+    batch of training indices. Returns the history and the best epoch."""
     optimizer = adamw(model, args.lr, args.weight_decay)
     steps_per_epoch = math.ceil(len(train_enc) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
@@ -165,23 +191,23 @@ def train(model, tokenizer, args, train_enc, validation, pad_id, rng, batch_loss
             if step % 100 == 0:
                 rate = (time.time() - epoch_start) / step
                 print(f"epoch {epoch} step {step}/{steps_per_epoch} loss {running / step:.4f} {rate:.3f}s/step", flush=True)
-        val = metrics(val_y, predict(model, val_enc, pad_id))
+        results = {name: metrics(labels, predict(model, enc, pad_id)) for name, (enc, labels) in validation.items()}
         record = {
             "epoch": epoch,
             "train_loss": running / steps_per_epoch,
-            "val_accuracy": val["accuracy"],
-            "val_macro_f1": val["macro_f1"],
+            **{f"{name}_accuracy": r["accuracy"] for name, r in results.items()},
+            **{f"{name}_macro_f1": r["macro_f1"] for name, r in results.items()},
             "epoch_seconds": round(time.time() - epoch_start, 1),
         }
         history.append(record)
         print(record, flush=True)
-        score = (val["accuracy"] + val["macro_f1"]) / 2
+        score = float(np.mean([r["accuracy"] for r in results.values()]))
         if score > best_score:
             best_score = score
             model.save_pretrained(args.out)
             tokenizer.save_pretrained(args.out)
-            best = {**record, "validation": val}
-    print(f"kept epoch {best['epoch']} (validation accuracy {best['val_accuracy']:.4f}, macro-F1 {best['val_macro_f1']:.4f})")
+            best = {**record, "selection_score": score, "validation": results}
+    print(f"kept epoch {best['epoch']} (selection score {best['selection_score']:.4f})")
     return history, best
 
 
@@ -191,16 +217,25 @@ def main() -> None:
     seed_everything(args.seed)
     base = args.base_model or base_model_dir()
 
+    augmentation = None
     if args.hub:
         train_x, train_y = read_hub_split("train")
-        val_x, val_y = read_hub_split("validation")
+    elif args.augment:
+        from augment import training_set
+
+        train_x, train_y, augmentation = training_set(args.data_dir, args.seed, cue_share=args.cue_share)
+        print(f"robust training set: {len(train_x)} texts ({augmentation})", flush=True)
     else:
         train_x, train_y = read_split(args.data_dir, "train")
-        val_x, val_y = read_split(args.data_dir, "validation")
 
     tokenizer = AutoTokenizer.from_pretrained(base)
-    encode = lambda texts: tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]  # noqa: E731
-    train_enc, val_enc = encode(train_x), encode(val_x)
+    head = None if args.head_only else TRUNCATION_HEAD
+    encode = lambda texts: [  # noqa: E731
+        head_tail(ids, args.max_length, head)
+        for ids in tokenizer([cut_text(normalize(t), args.max_length, head) for t in texts])["input_ids"]
+    ]
+    train_enc = encode(train_x)
+    validation = selection_sets(encode)
     pad_id = tokenizer.pad_token_id
 
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -218,7 +253,7 @@ def main() -> None:
         return loss_fn(model(input_ids=ids, attention_mask=mask).logits, target)
 
     started = time.time()
-    history, best = train(model, tokenizer, args, train_enc, (val_enc, val_y), pad_id, random.Random(args.seed), batch_loss)
+    history, best = train(model, tokenizer, args, train_enc, validation, pad_id, random.Random(args.seed), batch_loss)
 
     write_json(
         args.out / "training_log.json",
@@ -227,6 +262,8 @@ def main() -> None:
             "hyperparameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "threads": threads,
             "train_examples": len(train_enc),
+            "augmentation": augmentation,
+            "truncation_head": head,
             "total_seconds": round(time.time() - started, 1),
             "history": history,
             "selected_epoch": best["epoch"],

@@ -19,46 +19,28 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
-from tokenizers import Tokenizer
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiment"))
-from normalize import normalize  # noqa: E402
-
-
-def padded(encodings) -> tuple[np.ndarray, np.ndarray]:
-    """input_ids and attention_mask of one batch, padded to its longest text."""
-    ids = np.zeros((len(encodings), max(len(e.ids) for e in encodings)), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, e in enumerate(encodings):
-        ids[row, : len(e.ids)] = e.ids
-        mask[row, : len(e.ids)] = 1
-    return ids, mask
+from common import OnnxEmotionModel, softmax  # noqa: E402
 
 
 class Model:
-    def __init__(self, model_dir: Path):
-        config = json.loads((model_dir / "config.json").read_text())
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(int(config["max_length"]))
-        self.session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    """The two loops over experiment/common.py's model wrapper (the one evaluate.py uses)."""
 
-    def run(self, texts: list[str]) -> np.ndarray:
-        ids, mask = padded(self.tokenizer.encode_batch([normalize(t) for t in texts]))
-        logits = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-        exp = np.exp(logits - logits.max(-1, keepdims=True))
-        return exp / exp.sum(-1, keepdims=True)
+    def __init__(self, model_dir: Path):
+        self.model = OnnxEmotionModel(model_dir)
+
+    def run(self, texts: list[str]):
+        return softmax(self.model.run(self.model.encode(texts)))
 
     def original(self, texts: list[str]) -> None:
         for start in range(0, len(texts), 16):
             self.run(texts[start : start + 16])
 
     def bucketed(self, texts: list[str]) -> None:
-        lengths = [len(e.ids) for e in self.tokenizer.encode_batch([normalize(t) for t in texts])]
-        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        encodings = self.model.encode(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i]))
         for start in range(0, len(order), 16):
-            self.run([texts[i] for i in order[start : start + 16]])
+            softmax(self.model.run([encodings[i] for i in order[start : start + 16]]))
 
 
 def row(name: str, seconds: list[float], items_per_op: int, unit: str) -> dict:

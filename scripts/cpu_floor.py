@@ -31,11 +31,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiment"))
-from bench_python import padded  # noqa: E402
-from normalize import normalize  # noqa: E402
+from common import OnnxEmotionModel, pad  # noqa: E402
 
 BATCH = 16  # the batch size of the benchmark's length-bucketed loops
 
@@ -77,14 +75,10 @@ def products_only(layers: int, hidden: int, intermediate: int) -> bytes:
 
 class Runner:
     def __init__(self, model_dir: Path, threads: int):
+        self.model = OnnxEmotionModel(model_dir, threads or None)
+        self.layers, self.hidden, self.intermediate = encoder_shape(model_dir / "model.onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        config = json.loads((model_dir / "config.json").read_text())
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(int(config["max_length"]))
-        model_path = model_dir / "model.onnx"
-        self.layers, self.hidden, self.intermediate = encoder_shape(model_path)
-        self.model = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self.products = ort.InferenceSession(
             products_only(self.layers, self.hidden, self.intermediate), options, providers=["CPUExecutionProvider"]
         )
@@ -92,15 +86,15 @@ class Runner:
     def batches(self, texts: list[str], bucketed: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
         """Batches of 16, each padded to its longest text: sorted by token count first
         (moodwire's length-bucketing) or in input order (the original service's loop)."""
-        encodings = self.tokenizer.encode_batch([normalize(t) for t in texts])
+        encodings = self.model.encode(texts)
         if bucketed:
-            encodings.sort(key=lambda e: len(e.ids))
-        return [padded(encodings[start : start + BATCH]) for start in range(0, len(encodings), BATCH)]
+            encodings.sort(key=len)
+        return [pad(encodings[start : start + BATCH]) for start in range(0, len(encodings), BATCH)]
 
     def time_model(self, batches) -> float:
         started = time.perf_counter()
         for ids, mask in batches:
-            self.model.run(None, {"input_ids": ids, "attention_mask": mask})
+            self.model.session.run(None, {"input_ids": ids, "attention_mask": mask})
         return time.perf_counter() - started
 
     def time_products(self, batches) -> float:

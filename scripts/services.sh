@@ -51,6 +51,8 @@ install() {
     # The dashboard's browser test: Debian's Chromium, driven by playwright-core.
     command -v chromium >/dev/null || missing+=(chromium)
     command -v npm >/dev/null || missing+=(nodejs npm)
+    # `promtool check metrics` (scripts/check_metrics.sh), from Prometheus 2.42.
+    command -v promtool >/dev/null || missing+=(prometheus)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]} from Debian"
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \

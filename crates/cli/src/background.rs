@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use moodwire_server::StoreHandle;
+use moodwire_core::ports::Backlog;
+use moodwire_server::{StoreHandle, StoreState};
 use moodwire_worker::{IdleSync, Recovery, Warmer};
 
 use crate::wiring::{CacheArgs, EventLogArgs, Pipeline, WorkerArgs};
@@ -16,20 +17,23 @@ use crate::wiring::{CacheArgs, EventLogArgs, Pipeline, WorkerArgs};
 pub struct Background {
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    /// The store's state, as the connecting task publishes it.
+    pub store: StoreHandle,
+    /// The event log's backlog, as the sync (when it runs here) publishes it.
+    pub backlog: watch::Receiver<Option<Backlog>>,
 }
 
 impl Background {
     /// Starts the Kafka forwarder (when Kafka is configured) and a task that connects
     /// to the store (retrying: a store down at start only delays the history), and with
-    /// `run_jobs` the idle sync with recovery and the warmer. The handle holds the store
-    /// once connected.
+    /// `run_jobs` the idle sync with recovery and the warmer.
     pub fn start(
         pipeline: &mut Pipeline,
         worker: &WorkerArgs,
         events: &EventLogArgs,
         cache_args: &CacheArgs,
         run_jobs: bool,
-    ) -> anyhow::Result<(Self, StoreHandle)> {
+    ) -> anyhow::Result<Self> {
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();
         if let Some(forwarder) = pipeline.events.forwarder.take() {
@@ -38,7 +42,8 @@ impl Background {
                 tokio::spawn(forwarder.run(stopped(&stop))),
             ));
         }
-        let (connected, store) = watch::channel(None);
+        let (connected, store) = watch::channel(StoreState::Connecting(None));
+        let (progress, backlog) = watch::channel(None);
         let (args, log_args) = (worker.clone(), events.clone());
         let stop_connect = stopped(&stop);
         tasks.push((
@@ -46,9 +51,7 @@ impl Background {
             tokio::spawn(async move {
                 tokio::select! {
                     () = stop_connect => {}
-                    store = connect_with_retry(&args, &log_args) => {
-                        let _ = connected.send(Some(store));
-                    }
+                    () = connect_with_retry(&args, &log_args, &connected) => {}
                 }
             }),
         ));
@@ -67,12 +70,23 @@ impl Background {
                 "idle sync and warmer",
                 tokio::spawn(async move {
                     tokio::pin!(stop_sync);
-                    let store = tokio::select! {
-                        () = &mut stop_sync => return,
-                        store = connected.wait_for(Option::is_some) => store.ok().and_then(|s| s.clone()),
+                    let mut feed = feed;
+                    // Until the store answers, the backlog still shows (readiness, /metrics).
+                    let store = loop {
+                        tokio::select! {
+                            () = &mut stop_sync => return,
+                            store = connected_store(&mut connected) => match store {
+                                Some(store) => break store,
+                                // The connection task ended without a store, on shutdown.
+                                None => return,
+                            },
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                                if let Ok(events) = feed.backlog().await {
+                                    progress.send_replace(Some(Backlog { events, oldest_age: None }));
+                                }
+                            }
+                        }
                     };
-                    // None: the connection task ended without a store, on shutdown.
-                    let Some(store) = store else { return };
                     let recovery = Recovery::new(cache, Arc::clone(&store));
                     let warmer = Warmer::new(
                         service,
@@ -81,12 +95,19 @@ impl Background {
                         seeds,
                         warm_config,
                     );
-                    let sync = IdleSync::new(feed, store, cpu, sync_config).with_recovery(recovery);
+                    let sync = IdleSync::new(feed, store, cpu, sync_config)
+                        .with_recovery(recovery)
+                        .with_progress(progress);
                     tokio::join!(sync.run(stop_sync), warmer.run(stop_warm));
                 }),
             ));
         }
-        Ok((Background { stop, tasks }, store))
+        Ok(Background {
+            stop,
+            tasks,
+            store,
+            backlog,
+        })
     }
 
     /// Stops every job, waiting for each up to `grace` (a store transaction in flight
@@ -111,16 +132,38 @@ fn stopped(stop: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'sta
     }
 }
 
+/// The store once connected; `None` when the connecting task ended without one.
+async fn connected_store(
+    state: &mut watch::Receiver<StoreState>,
+) -> Option<Arc<dyn moodwire_core::ports::Store>> {
+    let state = state
+        .wait_for(|s| matches!(s, StoreState::Connected(_)))
+        .await
+        .ok()?;
+    match &*state {
+        StoreState::Connected(store) => Some(Arc::clone(store)),
+        StoreState::Connecting(_) => None,
+    }
+}
+
+/// Connects to the store, retrying with backoff, publishing each failure and then the
+/// store itself on `state`.
 async fn connect_with_retry(
     worker: &WorkerArgs,
     events: &EventLogArgs,
-) -> Arc<dyn moodwire_core::ports::Store> {
+    state: &watch::Sender<StoreState>,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
         match worker.store(events).await {
-            Ok(store) => return store,
+            Ok(store) => {
+                state.send_replace(StoreState::Connected(store));
+                return;
+            }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "cannot open the store; events wait in the log");
+                let error = format!("{e:#}");
+                tracing::warn!(%error, retry_in = ?backoff, "cannot open the store; events wait in the log");
+                state.send_replace(StoreState::Connecting(Some(error)));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }

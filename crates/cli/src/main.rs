@@ -3,6 +3,7 @@
 mod background;
 mod commands;
 mod model_args;
+mod telemetry;
 mod wiring;
 
 use std::io::IsTerminal;

@@ -6,15 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use moodwire_core::ports::{Classifier, EventFeed, PostSource, ResultCache, SourceError, Store};
+use moodwire_core::ports::{
+    Classifier, EventFeed, PostSource, PredictionCache, ResultCache, SourceError, Store,
+};
 use moodwire_core::service::AnalysisService;
 use moodwire_core::Keyword;
 use moodwire_model::{Infer, InferOptions};
 use moodwire_sources::reddit::Secret;
 use moodwire_sources::{DumpSource, RedditConfig, RedditSource, SampleCorpus};
 use moodwire_storage::{
-    open_store, Journal, KafkaConfig, KafkaFeed, KafkaForwarder, MemoryCache, RedisCache,
-    RedisCacheConfig,
+    open_store, Journal, KafkaConfig, KafkaFeed, KafkaForwarder, MemoryCache, MemoryPredictions,
+    RedisBudget, RedisCache, RedisCacheConfig,
 };
 use moodwire_worker::{parse_seeds, CpuGauge, FileCpu, SyncConfig, SystemCpu, WarmConfig};
 
@@ -58,14 +60,26 @@ pub struct PipelineArgs {
     /// Folder of the bundled sample corpus (*.ndjson, Pushshift format).
     #[arg(long, env = "MOODWIRE_SAMPLE_DIR", default_value = "data/sample")]
     pub sample_dir: PathBuf,
-    /// Most tokens waiting for inference (the texts of queued requests, tokenized);
-    /// more load is answered 503 at once.
+    /// Most tokens waiting for inference (the texts of queued requests, tokenized):
+    /// a bound on the queue's memory; more load is answered 503 at once.
     #[arg(long, env = "MOODWIRE_MAX_QUEUED_TOKENS", default_value_t = InferOptions::DEFAULT_MAX_QUEUED_TOKENS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_tokens: u64,
+    /// Longest a new analysis may expect to wait behind the inference queued ahead of
+    /// it, in seconds, at the throughput measured on recent work; past it, 503
+    /// `overloaded` at once with `Retry-After` set to the expected wait.
+    #[arg(long, env = "MOODWIRE_MAX_QUEUE_WAIT_SECS", default_value_t = InferOptions::DEFAULT_MAX_QUEUE_WAIT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub max_queue_wait_secs: u64,
     /// Most new analyses computed at once (fetch + inference); more are answered 503
     /// at once. Cache hits are not bounded.
     #[arg(long, env = "MOODWIRE_MAX_CONCURRENT_ANALYSES", default_value_t = AnalysisService::DEFAULT_MAX_COMPUTING as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_concurrent_analyses: u64,
+    /// A keyword is searched in full at least this often (seconds); in between, a
+    /// refresh (the warmer's, or a question after its answer expired) fetches only the
+    /// posts newer than its known ones and reuses those: a post deleted meanwhile stays
+    /// until it ages out of the newest `limit`, and an edit is seen at the next full
+    /// search. Six hours by default.
+    #[arg(long, env = "MOODWIRE_FULL_REFRESH_SECS", default_value_t = AnalysisService::DEFAULT_FULL_REFRESH.as_secs(), value_parser = clap::value_parser!(u64).range(0..=7 * 86_400))]
+    pub full_refresh_secs: u64,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -86,16 +100,43 @@ pub struct CacheArgs {
     /// Prefix of moodwire's Redis keys, so deployments (or tests) can share a Redis.
     #[arg(long, env = "MOODWIRE_REDIS_PREFIX", default_value = "moodwire:")]
     pub redis_prefix: String,
+    /// How long a post's prediction is kept in Redis, in seconds (a week): a post
+    /// asked about again within it is not classified again.
+    #[arg(long, env = "MOODWIRE_PREDICTION_TTL_SECS", default_value_t = RedisCacheConfig::DEFAULT_PREDICTION_TTL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub prediction_ttl_secs: u64,
+    /// Memory of the in-process prediction cache (without Redis), in MiB.
+    #[arg(long, env = "MOODWIRE_PREDICTION_CACHE_MB", default_value_t = MemoryPredictions::DEFAULT_MAX_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub prediction_cache_mb: u64,
+}
+
+/// The two caches: of analyses (answers), and of each post's prediction; and Redis
+/// itself when they live there (the replicas also share the Reddit budget in it).
+pub struct Caches {
+    pub results: Arc<dyn ResultCache>,
+    pub predictions: Arc<dyn PredictionCache>,
+    pub redis: Option<Arc<RedisCache>>,
 }
 
 impl CacheArgs {
-    pub async fn open(&self) -> anyhow::Result<Arc<dyn ResultCache>> {
+    /// Redis for both when `REDIS_URL` is set (shared by the replicas), else in-process.
+    pub async fn open(&self) -> anyhow::Result<Caches> {
         let ttl = self.ttl();
         Ok(match &self.redis_url {
-            Some(RedactedUrl(url)) => Arc::new(
-                RedisCache::new(url, RedisCacheConfig::new(&self.redis_prefix, ttl)).await?,
-            ),
-            None => Arc::new(MemoryCache::new(ttl, MemoryCache::DEFAULT_MAX_ENTRIES)),
+            Some(RedactedUrl(url)) => {
+                let mut config = RedisCacheConfig::new(&self.redis_prefix, ttl);
+                config.prediction_ttl = Duration::from_secs(self.prediction_ttl_secs);
+                let redis = Arc::new(RedisCache::new(url, config).await?);
+                Caches {
+                    results: redis.clone(),
+                    predictions: redis.clone(),
+                    redis: Some(redis),
+                }
+            }
+            None => Caches {
+                results: Arc::new(MemoryCache::new(ttl, MemoryCache::DEFAULT_MAX_ENTRIES)),
+                predictions: Arc::new(MemoryPredictions::new(self.prediction_cache_mb << 20)),
+                redis: None,
+            },
         })
     }
 
@@ -156,10 +197,13 @@ pub struct WorkerArgs {
     /// busy, in small throttled batches: load delays the history, it cannot stop it.
     #[arg(long, env = "MOODWIRE_SYNC_MAX_DELAY_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400 * 7))]
     pub sync_max_delay_secs: u64,
-    /// The warmer runs only while the system CPU is below this percentage (and stops
-    /// its cycle above 45 %).
+    /// The warmer runs only while the system CPU is below this percentage.
     #[arg(long, env = "MOODWIRE_WARM_CPU_PCT", default_value_t = 35.0, value_parser = percent)]
     pub warm_cpu_pct: f32,
+    /// A warmer cycle stops as soon as the CPU is above this percentage (at least the
+    /// start threshold).
+    #[arg(long, env = "MOODWIRE_WARM_STOP_CPU_PCT", default_value_t = 45.0, value_parser = percent)]
+    pub warm_stop_cpu_pct: f32,
     /// Seed keywords of the warmer, one per line (`#` comments).
     #[arg(
         long,
@@ -209,10 +253,19 @@ impl WorkerArgs {
         })
     }
 
+    /// The gauge for a command that decides at once (`moodwire warm`): a first real
+    /// reading is taken (a second) before it answers.
+    pub fn cpu_measured(&self) -> anyhow::Result<Arc<dyn CpuGauge>> {
+        Ok(match &self.cpu_reading_file {
+            Some(path) => Arc::new(FileCpu::new(path.clone())),
+            None => Arc::new(SystemCpu::start_measured().context("cannot read the CPU use")?),
+        })
+    }
+
     pub fn warm_config(&self, cache: &CacheArgs) -> WarmConfig {
         WarmConfig {
             start_below: self.warm_cpu_pct,
-            abort_above: self.warm_cpu_pct.max(45.0),
+            abort_above: self.warm_cpu_pct.max(self.warm_stop_cpu_pct),
             max_refreshes: self.warm_max as usize,
             pace: Duration::from_secs(self.warm_pace_secs),
             ttl: cache.ttl(),
@@ -363,6 +416,10 @@ pub struct RedditArgs {
     /// Longest one Reddit search (all pages and retries) may take, in seconds.
     #[arg(long = "reddit-timeout-secs", env = "MOODWIRE_REDDIT_TIMEOUT_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub fetch_timeout_secs: u64,
+    /// Reddit API calls a minute for the app, shared by every replica through Redis
+    /// when `REDIS_URL` is set (Reddit's own limit is 100; its headers correct it).
+    #[arg(long = "reddit-calls-per-minute", env = "MOODWIRE_REDDIT_CALLS_PER_MINUTE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub calls_per_minute: u32,
 }
 
 impl RedditArgs {
@@ -383,6 +440,7 @@ impl RedditArgs {
             &self.api_url,
         )?;
         config.fetch_timeout = Duration::from_secs(self.fetch_timeout_secs);
+        config.calls_per_minute = self.calls_per_minute;
         Ok(config)
     }
 }
@@ -399,10 +457,15 @@ impl PipelineArgs {
 
     /// The service, appending to the event log.
     pub async fn build(&self) -> anyhow::Result<Pipeline> {
+        self.build_with(self.cache.open().await?).await
+    }
+
+    /// The service on the given caches (benchmarks that must start them empty).
+    pub async fn build_with(&self, caches: Caches) -> anyhow::Result<Pipeline> {
         let events = self.events.open().await?;
-        let cache = self.cache.open().await?;
+        let cache = Arc::clone(&caches.results);
         let service = Arc::new(
-            self.build_service(Arc::clone(&cache), Arc::new(events.journal.clone()))
+            self.build_service(caches, Arc::new(events.journal.clone()))
                 .await?,
         );
         Ok(Pipeline {
@@ -415,25 +478,34 @@ impl PipelineArgs {
     /// Async because a Reddit source checks its credentials before anything is served.
     async fn build_service(
         &self,
-        cache: Arc<dyn ResultCache>,
+        caches: Caches,
         events: Arc<dyn moodwire_core::ports::EventLog>,
     ) -> anyhow::Result<AnalysisService> {
-        let source = self.post_source().await?;
+        let source = self.post_source(caches.redis.clone()).await?;
         let engine = self.model.load_engine_async().await?;
         let classifier: Arc<dyn Classifier> = Arc::new(
             Infer::start(
                 engine,
                 InferOptions {
                     max_queued_tokens: self.max_queued_tokens as usize,
+                    max_queue_wait: Duration::from_secs(self.max_queue_wait_secs),
                 },
             )
             .context("cannot start the inference thread")?,
         );
-        Ok(AnalysisService::new(source, classifier, cache, events)
-            .with_max_computing(self.max_concurrent_analyses as usize))
+        Ok(
+            AnalysisService::new(source, classifier, caches.results, events)
+                .with_prediction_cache(caches.predictions)
+                .with_full_refresh(Duration::from_secs(self.full_refresh_secs))
+                .with_max_computing(self.max_concurrent_analyses as usize),
+        )
     }
 
-    async fn post_source(&self) -> anyhow::Result<Arc<dyn PostSource>> {
+    /// The source; on Reddit with `redis`, its call budget shared by the replicas.
+    async fn post_source(
+        &self,
+        redis: Option<Arc<RedisCache>>,
+    ) -> anyhow::Result<Arc<dyn PostSource>> {
         match self.source() {
             SourceSpec::Sample => {
                 let dir = resolve(&self.sample_dir);
@@ -447,7 +519,20 @@ impl PipelineArgs {
                 Ok(Arc::new(dump))
             }
             SourceSpec::Reddit => {
-                let reddit = RedditSource::new(self.reddit.config()?)?;
+                let config = self.reddit.config()?;
+                let budget = redis.map(|redis| {
+                    let name = format!("reddit:{}", config.client_id);
+                    RedisBudget::new(
+                        redis,
+                        &name,
+                        config.calls_per_minute,
+                        Duration::from_secs(60),
+                    )
+                });
+                let mut reddit = RedditSource::new(config)?;
+                if let Some(budget) = budget {
+                    reddit = reddit.with_shared_budget(Arc::new(budget));
+                }
                 match reddit.check_credentials().await {
                     Ok(()) => tracing::info!("Reddit credentials accepted"),
                     Err(e @ SourceError::AuthFailed(_)) => return Err(e.into()),

@@ -44,15 +44,13 @@ fn eval_matches_the_python_reference_on_the_test_split() {
             "experiment/evaluate.py",
             "--model-dir",
             "models/emotion",
-            "--splits",
+            "--suites",
             "test",
         ])
         .arg("--out")
         .arg(&python_metrics)
         .arg("--predictions")
         .arg(&python_labels)
-        .arg("--posts")
-        .arg(scratch.join("none.jsonl"))
         .current_dir(repo(""))
         .output()
         .expect("the Python reference runs");
@@ -312,5 +310,147 @@ fn api_keys_from_the_environment_guard_the_api_and_stay_out_of_the_log() {
     assert!(
         !logged.iter().any(|l| l.contains("sekrit")),
         "a key was logged"
+    );
+}
+
+/// `moodwire warm` on a quiet machine refreshes the seed keywords (the one-shot
+/// command takes a real CPU reading first; here the reading file makes it quiet).
+#[test]
+fn a_warm_cycle_on_a_quiet_machine_refreshes_the_seeds() {
+    let data = common::isolated_data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let (cpu, seeds) = (data.join("cpu"), data.join("seeds.txt"));
+    std::fs::write(&cpu, "5").unwrap();
+    std::fs::write(&seeds, "# two seeds\nclimate\nbitcoin\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_moodwire"))
+        .args(["warm"])
+        .current_dir(repo(""))
+        .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("KAFKA_BROKERS")
+        .env("MOODWIRE_SOURCE", "sample")
+        .env("MOODWIRE_DATA_DIR", &data)
+        .env("MOODWIRE_CPU_READING_FILE", &cpu)
+        .env("MOODWIRE_WARM_SEEDS", &seeds)
+        .env("MOODWIRE_WARM_PACE_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["skipped_busy"], false, "{report}");
+    assert_eq!(
+        report["refreshed"],
+        serde_json::json!(["climate", "bitcoin"]),
+        "{report}"
+    );
+}
+
+/// An error chain names each cause once.
+#[test]
+fn a_missing_dump_is_named_once_with_its_cause() {
+    let out = moodwire(&["analyze", "AI", "--source", "dump:/no/such/file.zst"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read the dump at /no/such/file.zst"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+/// With the store unreachable, the server stays ready (analyses do not need it) and
+/// says so in /readyz.
+#[test]
+fn readiness_reports_an_unreachable_store() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_moodwire"));
+    command
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(repo(""))
+        .env_remove("REDIS_URL")
+        .env_remove("KAFKA_BROKERS")
+        .env("MOODWIRE_SOURCE", "sample")
+        .env("MOODWIRE_DATA_DIR", common::isolated_data_dir())
+        .env("DATABASE_URL", "postgres://moodwire@127.0.0.1:1/nowhere")
+        .env("NO_COLOR", "1");
+    let (mut server, address, _log) = common::spawn_server(command);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ready: Value = runtime.block_on(async {
+        // The first connection attempt fails within its timeout; then it is reported.
+        for _ in 0..50 {
+            let ready: Value = reqwest::get(format!("http://{address}/readyz"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if ready["store"] != "unreachable: connecting" {
+                return ready;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("the store's state was never reported");
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let store = ready["store"].as_str().unwrap();
+    assert!(store.starts_with("unreachable: "), "{ready}");
+    assert!(store.contains("PostgreSQL"), "{ready}");
+    assert!(
+        !store.contains("moodwire@"),
+        "no credentials or URL in /readyz: {ready}"
+    );
+    assert_eq!(ready["backlog"]["events"], 0, "{ready}");
+}
+
+/// `moodwire eval --suite` runs the whole robustness suite with calibration errors.
+#[test]
+fn eval_runs_the_robustness_suite() {
+    let out = moodwire(&["eval", "--suite", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let suites = report["suites"].as_array().unwrap();
+    let names: Vec<&str> = suites
+        .iter()
+        .map(|s| s["suite"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "validation",
+            "test",
+            "validation_cue_free",
+            "test_cue_free",
+            "realistic_dev",
+            "realistic_test"
+        ]
+    );
+    for suite in suites {
+        let ece = suite["ece"].as_f64().unwrap();
+        assert!((0.0..1.0).contains(&ece), "{suite}");
+        let parts = suite["parts"].as_array().unwrap();
+        let pooled: u64 = parts.iter().map(|p| p["n"].as_u64().unwrap()).sum();
+        assert_eq!(pooled, suite["n"].as_u64().unwrap());
+    }
+    assert_eq!(
+        suites[3]["parts"].as_array().unwrap().len(),
+        4,
+        "four cue-free variants"
+    );
+    assert!(
+        suites[5]["n"].as_u64().unwrap() >= 216,
+        "the realistic test posts"
     );
 }

@@ -884,6 +884,8 @@ async fn hostile_and_huge_analyses_never_stop_persistence() {
         ),
         ("REDDIT_AUTH_URL", &auth_url),
         ("REDDIT_API_URL", &reddit.uri()),
+        // 1,000 long posts take seconds of inference; a busy machine must not time it out.
+        ("MOODWIRE_REQUEST_TIMEOUT_SECS", "120"),
     ]);
     // A poison event from before input hygiene, waiting in the journal.
     let mut poison = synthetic_event(0, 3);
@@ -913,8 +915,9 @@ async fn hostile_and_huge_analyses_never_stop_persistence() {
     let huge = post(json!({"keyword": "outage", "limit": 1000, "return_plot": false}))
         .await
         .unwrap();
-    assert_eq!(huge.status(), 200);
+    let status = huge.status();
     let huge: Value = huge.json().await.unwrap();
+    assert_eq!(status, 200, "{huge}");
     assert_eq!(huge["count"], 1000);
     let normal = post(json!({"keyword": "status page", "limit": 20, "return_plot": false}))
         .await

@@ -12,9 +12,13 @@ use crate::{Analysis, AnalysisRecorded, Keyword, Limit, Post, PostsSource, Predi
 /// Why texts could not be classified.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
-    /// The inference queue is full: the caller should retry later.
-    #[error("the classifier is overloaded ({queued_tokens} tokens queued); retry shortly")]
-    Overloaded { queued_tokens: usize },
+    /// The work queued ahead would keep this request waiting too long: retry after
+    /// `retry_after`, the expected time for the queue to drain.
+    #[error("the classifier is overloaded ({queued_tokens} tokens queued, about {} s of work); retry shortly", retry_after.as_secs())]
+    Overloaded {
+        queued_tokens: usize,
+        retry_after: Duration,
+    },
     /// The caller went away or the process is shutting down.
     #[error("classification was cancelled")]
     Cancelled,
@@ -68,6 +72,27 @@ impl WorkSlot {
     }
 }
 
+/// Calls to an upstream API that every replica shares (Reddit allows 100 a minute per
+/// app, however many processes use the app), counted where all replicas see them.
+#[async_trait]
+pub trait CallBudget: Send + Sync {
+    /// Takes one call: `Ok(None)` when taken, `Ok(Some(wait))` when the budget is
+    /// spent for `wait` (the call must not be made).
+    async fn take(&self) -> Result<Option<Duration>, CacheError>;
+    /// Adopts what the upstream says is left: `remaining` calls until `reset`.
+    async fn observe(&self, remaining: u32, reset: Duration) -> Result<(), CacheError>;
+}
+
+/// What a source found newer than the posts an earlier answer had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Newer {
+    /// Posts not among the known ones, newest first.
+    pub posts: Vec<Post>,
+    /// Whether paging stopped at a known post (so everything older is known); `false`
+    /// when every post fetched was new, which makes `posts` a full answer of its own.
+    pub reached_known: bool,
+}
+
 /// Finds recent posts about a keyword.
 #[async_trait]
 pub trait PostSource: Send + Sync {
@@ -81,6 +106,26 @@ pub trait PostSource: Send + Sync {
         limit: Limit,
         slot: &WorkSlot,
     ) -> Result<Vec<Post>, SourceError>;
+
+    /// Whether [`PostSource::search_newer`] can stop early (the service keeps the
+    /// keywords' known posts only for such a source).
+    fn searches_newer(&self) -> bool {
+        false
+    }
+
+    /// The posts newer than `known` (ids of an earlier answer), fetching no further
+    /// than the first page that reaches one of them: a refresh costs a call or two
+    /// instead of every page. `None` from a source that gains nothing by it (a local
+    /// one, searched whole in milliseconds): the caller searches in full.
+    async fn search_newer(
+        &self,
+        _keyword: &Keyword,
+        _limit: Limit,
+        _known: &std::collections::HashSet<String>,
+        _slot: &WorkSlot,
+    ) -> Result<Option<Newer>, SourceError> {
+        Ok(None)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +145,19 @@ pub trait ResultCache: Send + Sync {
         Ok(())
     }
 
+    /// Claims, for at most `ttl`, the right to compute `key` among every process that
+    /// shares this cache: `true` when this caller should compute it, `false` when
+    /// another process is computing it now. A cache of one process always grants it
+    /// (the service's own single flight covers one process).
+    async fn claim(&self, _key: &str, _ttl: Duration) -> Result<bool, CacheError> {
+        Ok(true)
+    }
+
+    /// Gives back a claim made by this process (its result is in the cache, or it failed).
+    async fn release(&self, _key: &str) -> Result<(), CacheError> {
+        Ok(())
+    }
+
     /// Counts one question about `keyword` (normalized), answered from the cache or not:
     /// the popularity the warmer reads back with [`ResultCache::top_queried`].
     async fn count_query(&self, keyword: &str) -> Result<(), CacheError>;
@@ -107,9 +165,42 @@ pub trait ResultCache: Send + Sync {
     /// The most-queried keywords (normalized) with their counts, most first.
     async fn top_queried(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError>;
 
+    /// The posts (with their predictions) of the keyword's latest answers, kept beside
+    /// the results under `key` ([`known_posts_key`]) for refreshes. A cache that keeps
+    /// none (the default) makes every refresh a full search.
+    async fn known_posts(&self, _key: &str) -> Result<Option<KnownPosts>, CacheError> {
+        Ok(None)
+    }
+    async fn put_known_posts(&self, _key: &str, _known: &KnownPosts) -> Result<(), CacheError> {
+        Ok(())
+    }
+
     /// A page of about `count` cached analyses, for recovery: start at cursor 0; a
     /// returned cursor of 0 means the scan is complete. Entries may show up twice.
     async fn scan(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Analysis>), CacheError>;
+}
+
+/// The six probabilities the model gave one post's text, in [`crate::Emotion`] order.
+pub type Probabilities = [f32; crate::Emotion::COUNT];
+
+/// Remembers what the model said about each post, so a post is classified once: a
+/// refresh of a keyword, an overlapping keyword and the warmer find most of their posts
+/// here. Keyed by [`prediction_key`]. A failure never fails a request: callers log it
+/// and classify.
+#[async_trait]
+pub trait PredictionCache: Send + Sync {
+    /// The stored probabilities of each key, in order (`None`: not known).
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Probabilities>>, CacheError>;
+    async fn put_many(&self, entries: &[(String, Probabilities)]) -> Result<(), CacheError>;
+}
+
+/// The key of a post's prediction: the model version, the source's post id and a
+/// digest of the text as classified, so an edited post or another model is a miss.
+pub fn prediction_key(model_version: &str, post_id: &str, text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{model_version}:{post_id}:{hex}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +295,15 @@ pub trait EventFeed: Send {
     async fn backlog(&mut self) -> Result<u64, EventLogError>;
 }
 
+/// Events waiting in the log for the store, as the sync last saw them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub events: u64,
+    /// How long the oldest of them has waited (zero when none waits; `None` until the
+    /// sync has looked).
+    pub oldest_age: Option<Duration>,
+}
+
 /// Why the store could not do something. The two kinds call for opposite handling:
 /// retry the one, set the data aside for the other.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -278,6 +378,28 @@ pub trait Store: History {
     async fn dead_letters(&self, max: usize) -> Result<Vec<StoredDeadLetter>, StoreError>;
     /// Forgets dead letters (replayed into the store).
     async fn forget_dead_letters(&self, ids: &[String]) -> Result<(), StoreError>;
+}
+
+/// The posts a keyword's latest answers were made of, newest first, each with its
+/// prediction, as events carry them; and when the source was last searched in full.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KnownPosts {
+    pub full_search_at: chrono::DateTime<chrono::Utc>,
+    /// That full search found every post there was (fewer than it asked for), so the
+    /// list answers any limit.
+    pub complete: bool,
+    pub posts: Vec<crate::ClassifiedPost>,
+}
+
+impl KnownPosts {
+    /// The most posts kept for a keyword: the largest `limit`.
+    pub const MAX_POSTS: usize = Limit::MAX as usize;
+}
+
+/// Where a keyword's known posts are kept: one list per model and keyword, whatever
+/// the limit.
+pub fn known_posts_key(model_version: &str, keyword: &Keyword) -> String {
+    format!("known:{model_version}:{}", keyword.normalized())
 }
 
 /// The cache key of a question: model version + normalized keyword + limit.

@@ -9,11 +9,12 @@ use chrono::Utc;
 use tokio::sync::OnceCell;
 
 use crate::ports::{
-    cache_key, Classifier, ClassifyError, EventLog, EventLogError, PostSource, ResultCache,
-    SourceError, WorkSlot,
+    cache_key, known_posts_key, prediction_key, Classifier, ClassifyError, EventLog, EventLogError,
+    KnownPosts, PostSource, PredictionCache, Probabilities, ResultCache, SourceError, WorkSlot,
 };
 use crate::{
-    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit, Timings, MAX_EVENT_BYTES,
+    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit, Prediction, Timings,
+    MAX_EVENT_BYTES,
 };
 
 /// Why an analysis could not be made.
@@ -115,12 +116,19 @@ pub struct AnalysisService {
     source: Arc<dyn PostSource>,
     classifier: Arc<dyn Classifier>,
     cache: Arc<dyn ResultCache>,
+    /// What the model said about posts already seen; `None`: every post is classified.
+    predictions: Option<Arc<dyn PredictionCache>>,
     recorder: Arc<Recorder>,
     in_flight: Flights,
     /// Slots for analyses computed at once (cache hits and single-flight followers
     /// take none).
     computing: Arc<tokio::sync::Semaphore>,
     max_computing: usize,
+    /// How long to wait for another process computing the same question.
+    follow_for: Duration,
+    /// How long a keyword's answers may be refreshed from its known posts before the
+    /// source is searched in full again (deleted posts drop out, edits are seen).
+    full_refresh: Duration,
     cache_failures: LogThrottle,
 }
 
@@ -140,6 +148,15 @@ struct Recorder {
 impl AnalysisService {
     /// Default bound on analyses computed at once (see [`Self::with_max_computing`]).
     pub const DEFAULT_MAX_COMPUTING: usize = 32;
+    /// How long a claim on computing a question holds: longer than any analysis takes.
+    const CLAIM_TTL: Duration = Duration::from_secs(60);
+    /// How often a follower looks for the claim holder's result.
+    const FOLLOW_POLL: Duration = Duration::from_millis(50);
+    /// Default of [`Self::with_follow_for`]: within a request's 30 s.
+    pub const DEFAULT_FOLLOW_FOR: Duration = Duration::from_secs(20);
+    /// Default of [`Self::with_full_refresh`]: six hours, so the hourly warmer makes
+    /// five refreshes from known posts for one full search.
+    pub const DEFAULT_FULL_REFRESH: Duration = Duration::from_secs(6 * 3600);
 
     pub fn new(
         source: Arc<dyn PostSource>,
@@ -158,10 +175,13 @@ impl AnalysisService {
             source,
             classifier,
             cache,
+            predictions: None,
             recorder,
             in_flight: Mutex::new(HashMap::new()),
             computing: Arc::new(tokio::sync::Semaphore::new(Self::DEFAULT_MAX_COMPUTING)),
             max_computing: Self::DEFAULT_MAX_COMPUTING,
+            follow_for: Self::DEFAULT_FOLLOW_FOR,
+            full_refresh: Self::DEFAULT_FULL_REFRESH,
             cache_failures: LogThrottle::new(Duration::from_secs(10)),
         }
     }
@@ -172,6 +192,27 @@ impl AnalysisService {
         let max = max.max(1);
         self.computing = Arc::new(tokio::sync::Semaphore::new(max));
         self.max_computing = max;
+        self
+    }
+
+    /// How long a question another process is computing is waited for (then computed
+    /// here): a replica that died holding its claim costs its followers this much.
+    pub fn with_follow_for(mut self, follow_for: Duration) -> Self {
+        self.follow_for = follow_for;
+        self
+    }
+
+    /// A keyword is searched in full at least this often; in between, a refresh fetches
+    /// only what is newer than its known posts.
+    pub fn with_full_refresh(mut self, full_refresh: Duration) -> Self {
+        self.full_refresh = full_refresh;
+        self
+    }
+
+    /// Classifies only the posts `predictions` does not know (and each distinct text
+    /// once), and keeps what it classifies there.
+    pub fn with_prediction_cache(mut self, predictions: Arc<dyn PredictionCache>) -> Self {
+        self.predictions = Some(predictions);
         self
     }
 
@@ -252,6 +293,160 @@ impl AnalysisService {
         self.cache.check().await
     }
 
+    /// The posts of the answer: when the keyword's earlier answers are known and recent
+    /// enough (a full search within `full_refresh`), only what the source has newer,
+    /// beside the known ones; else a full search.
+    async fn gather(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        known_key: &str,
+        slot: &WorkSlot,
+    ) -> Result<Gathered, AnalyzeError> {
+        let source_error = |e| AnalyzeError::Source(Arc::new(e));
+        let due = |k: &KnownPosts| {
+            (Utc::now() - k.full_search_at)
+                .to_std()
+                .is_ok_and(|age| age < self.full_refresh)
+        };
+        let known = match self.source.searches_newer() {
+            true => self.cache.known_posts(known_key).await,
+            false => Ok(None),
+        };
+        if let Ok(Some(known)) = known {
+            if due(&known) {
+                let ids = known.posts.iter().map(|c| c.post.id.clone()).collect();
+                let newer = self
+                    .source
+                    .search_newer(keyword, limit, &ids, slot)
+                    .await
+                    .map_err(source_error)?;
+                match newer {
+                    // Nothing known was met: the posts are a full answer of their own.
+                    Some(newer) if !newer.reached_known => {
+                        return Ok(Gathered {
+                            fresh: newer.posts,
+                            previous: None,
+                        })
+                    }
+                    Some(newer)
+                        if known.complete
+                            || newer.posts.len() + known.posts.len() >= limit.get() =>
+                    {
+                        metrics::counter!("moodwire_refreshes_total", "kind" => "incremental")
+                            .increment(1);
+                        return Ok(Gathered {
+                            fresh: newer.posts,
+                            previous: Some(known),
+                        });
+                    }
+                    // Too few known posts for this limit, or a source that cannot stop early.
+                    _ => {}
+                }
+            }
+        }
+        let posts = self
+            .source
+            .search(keyword, limit, slot)
+            .await
+            .map_err(source_error)?;
+        Ok(Gathered {
+            fresh: posts,
+            previous: None,
+        })
+    }
+
+    /// The prediction of every post: known ones from the prediction cache, the others
+    /// classified, each distinct text once (crossposts and reposts share one).
+    async fn predict(&self, posts: &[crate::Post]) -> Result<Vec<Prediction>, AnalyzeError> {
+        let texts: Vec<String> = posts.iter().map(|p| p.text()).collect();
+        let model = self.classifier.model_version();
+        let keys: Vec<String> = posts
+            .iter()
+            .zip(&texts)
+            .map(|(post, text)| prediction_key(model, &post.id, text))
+            .collect();
+        let known = self.known_predictions(&keys).await;
+        // Texts to classify, once each in the order of their first post, and the posts
+        // each stands for.
+        let mut by_text: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut unique: Vec<&str> = Vec::new();
+        let mut probabilities: Vec<Option<Probabilities>> = known;
+        for (i, text) in texts.iter().enumerate() {
+            if probabilities[i].is_none() {
+                let posts = by_text.entry(text.as_str()).or_default();
+                if posts.is_empty() {
+                    unique.push(text);
+                }
+                posts.push(i);
+            }
+        }
+        let classified = if unique.is_empty() {
+            Vec::new()
+        } else {
+            self.classifier
+                .classify(unique.iter().map(|t| t.to_string()).collect())
+                .await
+                .map_err(|e| AnalyzeError::Classify(Arc::new(e)))?
+        };
+        let mut fresh = Vec::with_capacity(unique.len());
+        for (text, prediction) in unique.iter().zip(classified) {
+            for &i in &by_text[text] {
+                probabilities[i] = Some(prediction.probabilities);
+                fresh.push((keys[i].clone(), prediction.probabilities));
+            }
+        }
+        metrics::histogram!("moodwire_analysis_classified_posts").record(unique.len() as f64);
+        self.remember_predictions(&fresh).await;
+        Ok(probabilities
+            .into_iter()
+            .map(|p| Prediction::from_probabilities(p.expect("every post is known or classified")))
+            .collect())
+    }
+
+    async fn known_predictions(&self, keys: &[String]) -> Vec<Option<Probabilities>> {
+        let Some(predictions) = &self.predictions else {
+            return vec![None; keys.len()];
+        };
+        match predictions.get_many(keys).await {
+            Ok(known) if known.len() == keys.len() => {
+                let hits = known.iter().filter(|p| p.is_some()).count();
+                let count = |result, n: usize| {
+                    metrics::counter!("moodwire_prediction_cache_total", "result" => result)
+                        .increment(n as u64)
+                };
+                count("hit", hits);
+                count("miss", keys.len() - hits);
+                known
+            }
+            Ok(_) | Err(_) => {
+                metrics::counter!("moodwire_prediction_cache_total", "result" => "error")
+                    .increment(keys.len() as u64);
+                if let Some(held_back) = self.cache_failures.admit() {
+                    tracing::warn!(
+                        held_back,
+                        "the prediction cache did not answer; classifying every post"
+                    );
+                }
+                vec![None; keys.len()]
+            }
+        }
+    }
+
+    async fn remember_predictions(&self, fresh: &[(String, Probabilities)]) {
+        let Some(predictions) = &self.predictions else {
+            return;
+        };
+        if fresh.is_empty() {
+            return;
+        }
+        if let Err(e) = predictions.put_many(fresh).await {
+            if let Some(held_back) = self.cache_failures.admit() {
+                tracing::warn!(error = %e, held_back, "cannot keep predictions; they will be computed again");
+            }
+        }
+    }
+
     /// Why the last append to the event log failed, while it keeps failing: answers
     /// are still served then, but their history waits on recovery from the cache.
     pub fn event_log_failure(&self) -> Option<String> {
@@ -292,7 +487,46 @@ impl AnalysisService {
         }
     }
 
+    /// Computes the answer, unless another process sharing the cache is computing the
+    /// same question right now: then waits (up to `follow_for`) for its result.
     async fn compute_and_cache(
+        &self,
+        key: &str,
+        keyword: &Keyword,
+        limit: Limit,
+    ) -> Result<Arc<Analysis>, AnalyzeError> {
+        // A cache that cannot say computes here, as without a shared cache.
+        if let Ok(false) = self.cache.claim(key, Self::CLAIM_TTL).await {
+            if let Some(theirs) = self.follow(key).await {
+                return Ok(theirs);
+            }
+            tracing::info!(
+                key,
+                "another replica's analysis did not land in time; computing it here"
+            );
+        }
+        let computed = self.compute(key, keyword, limit).await;
+        if computed.is_err() {
+            // Give the question back at once to whoever asks it next.
+            let _ = self.cache.release(key).await;
+        }
+        computed
+    }
+
+    /// Another process's result for `key`, polled for up to `follow_for`.
+    async fn follow(&self, key: &str) -> Option<Arc<Analysis>> {
+        let deadline = Instant::now() + self.follow_for;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Self::FOLLOW_POLL).await;
+            if let Ok(Some(theirs)) = self.cache.get(key).await {
+                metrics::counter!("moodwire_analyses_followed_total").increment(1);
+                return Some(Arc::new(theirs));
+            }
+        }
+        None
+    }
+
+    async fn compute(
         &self,
         key: &str,
         keyword: &Keyword,
@@ -304,22 +538,31 @@ impl AnalysisService {
             },
         )?);
         let started = Instant::now();
-        let posts = self
-            .source
-            .search(keyword, limit, &slot)
-            .await
-            .map_err(|e| AnalyzeError::Source(Arc::new(e)))?;
+        let known_key = known_posts_key(self.classifier.model_version(), keyword);
+        let gathered = self.gather(keyword, limit, &known_key, &slot).await?;
         let fetched = Instant::now();
-        let texts = posts.iter().map(|p| p.text()).collect();
-        let predictions = self
-            .classifier
-            .classify(texts)
-            .await
-            .map_err(|e| AnalyzeError::Classify(Arc::new(e)))?;
+        let predictions = self.predict(&gathered.fresh).await?;
         let timings = Timings {
             fetch_ms: millis(fetched - started),
             inference_ms: millis(fetched.elapsed()),
         };
+        // The fresh posts first: a post both fetched and known is taken as fetched.
+        let mut seen = std::collections::HashSet::new();
+        let mut classified: Vec<ClassifiedPost> = gathered
+            .fresh
+            .iter()
+            .zip(predictions)
+            .map(|(post, prediction)| ClassifiedPost {
+                post: post.for_event(),
+                prediction,
+            })
+            .chain(gathered.reused().cloned())
+            .filter(|c| seen.insert(c.post.id.clone()))
+            .collect();
+        newest_first(&mut classified);
+        classified.truncate(limit.get());
+        let predictions: Vec<Prediction> =
+            classified.iter().map(|c| c.prediction.clone()).collect();
         let analysis = Analysis {
             id: uuid::Uuid::now_v7().to_string(),
             keyword: keyword.as_str().to_string(),
@@ -330,19 +573,20 @@ impl AnalysisService {
             posts_source: self.source.kind(),
             analyzed_at: Utc::now(),
         };
-        let classified = posts
-            .iter()
-            .zip(predictions)
-            .map(|(post, prediction)| ClassifiedPost {
-                post: post.for_event(),
-                prediction,
-            })
-            .collect();
+        let known = self
+            .source
+            .searches_newer()
+            .then(|| gathered.next_known(&classified, limit));
         let event = AnalysisRecorded::new(analysis.clone(), classified, timings);
         let recorder = Arc::clone(&self.recorder);
         let key = key.to_string();
         // A task of its own: it finishes even if this caller is dropped now.
-        let recorded = tokio::spawn(async move { recorder.record(event, &key).await });
+        let recorded = tokio::spawn(async move {
+            recorder.record(event, &key).await;
+            if let Some(known) = known {
+                recorder.keep_known(&known_key, &known).await;
+            }
+        });
         if let Err(e) = recorded.await {
             tracing::error!(error = %e, "recording an analysis panicked");
         }
@@ -350,7 +594,71 @@ impl AnalysisService {
     }
 }
 
+/// Posts newest first, ties by id (as the sources order them).
+fn newest_first(posts: &mut [ClassifiedPost]) {
+    posts.sort_by(|a, b| {
+        b.post
+            .created_utc
+            .cmp(&a.post.created_utc)
+            .then_with(|| a.post.id.cmp(&b.post.id))
+    });
+}
+
+/// What an analysis is made of: posts fetched now (to classify, or find in the
+/// prediction cache) and posts of earlier answers reused as they were.
+struct Gathered {
+    fresh: Vec<crate::Post>,
+    /// The known posts this refresh builds on (reused as they are); `None` after a
+    /// full search.
+    previous: Option<KnownPosts>,
+}
+
+impl Gathered {
+    fn reused(&self) -> impl Iterator<Item = &ClassifiedPost> {
+        self.previous.iter().flat_map(|k| k.posts.iter())
+    }
+
+    /// The keyword's known posts after this analysis: after a full search, its posts
+    /// alone (what was deleted since is forgotten); after a refresh, its posts and the
+    /// older known ones, newest first, at most [`KnownPosts::MAX_POSTS`].
+    fn next_known(&self, answer: &[ClassifiedPost], limit: Limit) -> KnownPosts {
+        match &self.previous {
+            None => KnownPosts {
+                full_search_at: Utc::now(),
+                complete: answer.len() < limit.get(),
+                posts: answer.to_vec(),
+            },
+            Some(previous) => {
+                let mut seen = std::collections::HashSet::new();
+                let mut posts: Vec<ClassifiedPost> = answer
+                    .iter()
+                    .chain(&previous.posts)
+                    .filter(|c| seen.insert(c.post.id.as_str()))
+                    .cloned()
+                    .collect();
+                newest_first(&mut posts);
+                posts.truncate(KnownPosts::MAX_POSTS);
+                KnownPosts {
+                    full_search_at: previous.full_search_at,
+                    complete: previous.complete,
+                    posts,
+                }
+            }
+        }
+    }
+}
+
 impl Recorder {
+    /// Keeps the keyword's known posts for its next refresh (best effort: without
+    /// them the next one searches in full).
+    async fn keep_known(&self, key: &str, known: &KnownPosts) {
+        if let Err(e) = self.cache.put_known_posts(key, known).await {
+            if let Some(held_back) = self.cache_failures.admit() {
+                tracing::warn!(error = %e, held_back, "cannot keep the known posts; the next refresh searches in full");
+            }
+        }
+    }
+
     /// Appends the event for the store, in parts small enough for any log, then caches
     /// the analysis. A failing log does not fail the answer: the analysis is cached,
     /// recovery backfills the store from the cache, and readiness, the log and a
@@ -371,6 +679,10 @@ impl Recorder {
             if let Some(held_back) = self.cache_failures.admit() {
                 tracing::warn!(error = %e, held_back, "cache write failed; the answer is still served");
             }
+        }
+        // Followers in other processes find the result now; the claim can go.
+        if let Err(e) = self.cache.release(key).await {
+            tracing::debug!(error = %e, "cannot release the claim; it expires by itself");
         }
     }
 

@@ -11,7 +11,7 @@ use moodwire_core::ports::{
 };
 use moodwire_core::service::{AnalysisService, AnalyzeError, Served};
 use moodwire_core::{Emotion, Keyword, Limit, Post, PostsSource, Prediction, MAX_EVENT_BYTES};
-use moodwire_testkit::{post, BrokenCache, MapCache, MemoryLog};
+use moodwire_testkit::{post, BrokenCache, MapCache, MapPredictions, MemoryLog};
 
 /// `posts` posts per search (at most the limit), each with a body of `body_chars`.
 struct Posts {
@@ -281,4 +281,283 @@ async fn an_analysis_whose_caller_left_during_the_append_is_still_cached_once() 
     let events = log.0.events();
     assert_eq!(events.len(), 1, "one analysis, appended once");
     assert_eq!(events[0].analysis.id, again.id);
+}
+
+/// A classifier whose verdict depends on the text only, that counts what it classifies.
+#[derive(Default)]
+struct ByText(AtomicUsize);
+
+#[async_trait]
+impl Classifier for ByText {
+    fn model_version(&self) -> &str {
+        "by-text"
+    }
+    async fn classify(&self, texts: Vec<String>) -> Result<Vec<Prediction>, ClassifyError> {
+        self.0.fetch_add(texts.len(), Ordering::SeqCst);
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut p = [0.05f32; 6];
+                p[t.len() % 6] = 0.75;
+                Prediction::from_probabilities(p)
+            })
+            .collect())
+    }
+}
+
+/// Posts `0..limit` of one fixed list of 200, two of which repeat another's text.
+struct Fixed;
+
+#[async_trait]
+impl PostSource for Fixed {
+    fn kind(&self) -> PostsSource {
+        PostsSource::Sample
+    }
+    async fn search(
+        &self,
+        _: &Keyword,
+        limit: Limit,
+        _: &WorkSlot,
+    ) -> Result<Vec<Post>, SourceError> {
+        Ok((0..limit.get().min(200))
+            .map(|i| {
+                // Posts 100 and 101 are crossposts of post 7: other ids, the same text.
+                let text = if i == 100 || i == 101 { 7 } else { i };
+                post(
+                    &format!("p{i}"),
+                    &format!("post number {text} {}", "x".repeat(text % 11)),
+                )
+            })
+            .collect())
+    }
+}
+
+fn with_predictions(predictions: Option<Arc<MapPredictions>>) -> (AnalysisService, Arc<ByText>) {
+    let classifier = Arc::new(ByText::default());
+    let mut service = AnalysisService::new(
+        Arc::new(Fixed),
+        classifier.clone(),
+        Arc::new(MapCache::default()),
+        Arc::new(MemoryLog::default()),
+    );
+    if let Some(p) = predictions {
+        service = service.with_prediction_cache(p);
+    }
+    (service, classifier)
+}
+
+#[tokio::test]
+async fn each_post_is_classified_once_across_analyses_and_crossposts_share_one() {
+    let predictions = Arc::new(MapPredictions::default());
+    let (service, classifier) = with_predictions(Some(predictions.clone()));
+    let limit = |n| Limit::parse(n).unwrap();
+    service.analyze(&keyword(), limit(150)).await.unwrap();
+    assert_eq!(
+        classifier.0.load(Ordering::SeqCst),
+        148,
+        "posts 100 and 101 repeat post 7"
+    );
+    assert_eq!(predictions.len(), 150, "every post is known by its id");
+    // Another limit over posts already seen classifies nothing new...
+    service.analyze(&keyword(), limit(120)).await.unwrap();
+    assert_eq!(classifier.0.load(Ordering::SeqCst), 148);
+    // ...and a larger one only the new posts.
+    service.analyze(&keyword(), limit(200)).await.unwrap();
+    assert_eq!(classifier.0.load(Ordering::SeqCst), 198);
+}
+
+#[tokio::test]
+async fn an_analysis_from_known_predictions_equals_a_full_recomputation() {
+    let predictions = Arc::new(MapPredictions::default());
+    let (cached, _) = with_predictions(Some(predictions.clone()));
+    let limit = Limit::parse(200).unwrap();
+    cached
+        .analyze(&keyword(), Limit::parse(180).unwrap())
+        .await
+        .unwrap();
+    let (from_cache, _) = cached.analyze(&keyword(), limit).await.unwrap();
+    let (fresh, _) = with_predictions(None)
+        .0
+        .analyze(&keyword(), limit)
+        .await
+        .unwrap();
+    assert_eq!(from_cache.agg, fresh.agg);
+    assert_eq!(from_cache.count, fresh.count);
+}
+
+#[tokio::test]
+async fn a_broken_prediction_cache_only_costs_the_classification() {
+    let predictions = Arc::new(MapPredictions::default());
+    predictions.set_broken(true);
+    let (service, classifier) = with_predictions(Some(predictions));
+    let (analysis, _) = service
+        .analyze(&keyword(), Limit::parse(50).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(analysis.count, 50);
+    assert_eq!(classifier.0.load(Ordering::SeqCst), 50);
+}
+
+/// Two services on one shared cache (two replicas on one Redis), 50 concurrent
+/// requests each for one new question: one of them computes it, the others are
+/// answered with its result.
+#[tokio::test]
+async fn replicas_on_one_shared_cache_compute_a_new_question_once() {
+    let cache = Arc::new(MapCache::shared());
+    let replica = || {
+        let classifier = Arc::new(SlowJoy::default());
+        let service = Arc::new(AnalysisService::new(
+            Arc::new(Posts::default()),
+            classifier.clone(),
+            cache.clone(),
+            Arc::new(MemoryLog::default()),
+        ));
+        (service, classifier)
+    };
+    let (a, a_calls) = replica();
+    let (b, b_calls) = replica();
+    let calls: Vec<_> = (0..100)
+        .map(|i| {
+            let service = Arc::clone(if i % 2 == 0 { &a } else { &b });
+            tokio::spawn(
+                async move { service.analyze(&keyword(), Limit::default()).await.unwrap() },
+            )
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for call in calls {
+        ids.insert(call.await.unwrap().0.id.clone());
+    }
+    let total = a_calls.0.load(Ordering::SeqCst) + b_calls.0.load(Ordering::SeqCst);
+    assert_eq!(total, 1, "one inference in all");
+    assert_eq!(ids.len(), 1, "every caller got that analysis");
+}
+
+/// A source whose newest posts grow over time, that can stop at known posts, and
+/// counts its full and incremental searches.
+#[derive(Default)]
+struct Growing {
+    /// Newest first.
+    posts: std::sync::Mutex<Vec<Post>>,
+    full: AtomicUsize,
+    newer: AtomicUsize,
+}
+
+impl Growing {
+    fn publish(&self, n: usize) {
+        let mut posts = self.posts.lock().unwrap();
+        let start = posts.len();
+        for i in start..start + n {
+            let mut p = post(
+                &format!("g{i}"),
+                &format!("news item {i} {}", "y".repeat(i % 13)),
+            );
+            p.created_utc = 1_700_000_000 + i as i64;
+            posts.insert(0, p);
+        }
+    }
+}
+
+#[async_trait]
+impl PostSource for Growing {
+    fn kind(&self) -> PostsSource {
+        PostsSource::Reddit
+    }
+    async fn search(
+        &self,
+        _: &Keyword,
+        limit: Limit,
+        _: &WorkSlot,
+    ) -> Result<Vec<Post>, SourceError> {
+        self.full.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .posts
+            .lock()
+            .unwrap()
+            .iter()
+            .take(limit.get())
+            .cloned()
+            .collect())
+    }
+    fn searches_newer(&self) -> bool {
+        true
+    }
+    async fn search_newer(
+        &self,
+        _: &Keyword,
+        limit: Limit,
+        known: &std::collections::HashSet<String>,
+        _: &WorkSlot,
+    ) -> Result<Option<moodwire_core::ports::Newer>, SourceError> {
+        self.newer.fetch_add(1, Ordering::SeqCst);
+        let posts = self.posts.lock().unwrap();
+        let new: Vec<Post> = posts
+            .iter()
+            .take_while(|p| !known.contains(&p.id))
+            .take(limit.get())
+            .cloned()
+            .collect();
+        let reached_known =
+            new.len() < posts.len().min(limit.get()) || posts.iter().any(|p| known.contains(&p.id));
+        Ok(Some(moodwire_core::ports::Newer {
+            posts: new,
+            reached_known,
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_fetches_only_the_newer_posts_and_equals_a_full_recomputation() {
+    let source = Arc::new(Growing::default());
+    source.publish(300);
+    let classifier = Arc::new(ByText::default());
+    let cache = Arc::new(MapCache::default());
+    let service = AnalysisService::new(
+        source.clone(),
+        classifier.clone(),
+        cache.clone(),
+        Arc::new(MemoryLog::default()),
+    );
+    let limit = Limit::parse(250).unwrap();
+    service.analyze(&keyword(), limit).await.unwrap();
+    assert_eq!(source.full.load(Ordering::SeqCst), 1);
+    // Fifty new posts, then a refresh (the warmer's): only they are fetched and classified.
+    source.publish(50);
+    let classified_before = classifier.0.load(Ordering::SeqCst);
+    let refreshed = service.refresh(&keyword(), limit).await.unwrap();
+    assert_eq!(source.full.load(Ordering::SeqCst), 1, "no full search");
+    assert_eq!(source.newer.load(Ordering::SeqCst), 1);
+    assert_eq!(classifier.0.load(Ordering::SeqCst) - classified_before, 50);
+    assert_eq!(refreshed.count, 250);
+    // The same answer as a full recomputation over the same posts.
+    let fresh = AnalysisService::new(
+        source.clone(),
+        Arc::new(ByText::default()),
+        Arc::new(MapCache::default()),
+        Arc::new(MemoryLog::default()),
+    );
+    let (full, _) = fresh.analyze(&keyword(), limit).await.unwrap();
+    assert_eq!(refreshed.agg, full.agg);
+    // Nothing new: nothing classified.
+    let before = classifier.0.load(Ordering::SeqCst);
+    service.refresh(&keyword(), limit).await.unwrap();
+    assert_eq!(classifier.0.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test]
+async fn known_posts_too_old_mean_a_full_search() {
+    let source = Arc::new(Growing::default());
+    source.publish(100);
+    let service = AnalysisService::new(
+        source.clone(),
+        Arc::new(ByText::default()),
+        Arc::new(MapCache::default()),
+        Arc::new(MemoryLog::default()),
+    )
+    .with_full_refresh(Duration::ZERO);
+    let limit = Limit::parse(50).unwrap();
+    service.analyze(&keyword(), limit).await.unwrap();
+    service.refresh(&keyword(), limit).await.unwrap();
+    assert_eq!(source.full.load(Ordering::SeqCst), 2);
+    assert_eq!(source.newer.load(Ordering::SeqCst), 0);
 }

@@ -21,6 +21,8 @@ struct RawConfig {
     model_version: Option<String>,
     name: Option<String>,
     normalization_version: Option<u32>,
+    temperature: Option<f32>,
+    truncation_head: Option<usize>,
 }
 
 /// What the runtime needs to know about a model, checked at load time.
@@ -35,6 +37,14 @@ pub struct ModelConfig {
     /// Whether texts go through [`crate::normalize`]: models trained by
     /// `experiment/` say so with `normalization_version`; other exports get raw text.
     pub normalize: bool,
+    /// Logits are divided by this before the softmax (temperature scaling, fitted on
+    /// validation by `experiment/calibrate.py`), so confidences are calibrated
+    /// probabilities. 1 when config.json names none.
+    pub temperature: f32,
+    /// How a text longer than `max_length` tokens is cut: `Some(head)` keeps its first
+    /// `head` tokens and its last ones (the model was trained so: `truncation_head` in
+    /// config.json); `None`, its first ones.
+    pub truncation_head: Option<usize>,
 }
 
 impl ModelConfig {
@@ -66,12 +76,27 @@ impl ModelConfig {
         if max_length < 2 {
             return Err(format!("max_length {max_length} leaves no room for text"));
         }
+        if let Some(head) = raw.truncation_head {
+            if head + 2 > max_length {
+                return Err(format!(
+                    "truncation_head {head} leaves no room in max_length {max_length}"
+                ));
+            }
+        }
+        let temperature = raw.temperature.unwrap_or(1.0);
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(format!(
+                "temperature must be a positive number (got {temperature})"
+            ));
+        }
         Ok(ModelConfig {
             labels,
             max_length,
             model_version: raw.model_version,
             name: raw.name,
             normalize,
+            temperature,
+            truncation_head: raw.truncation_head,
         })
     }
 }
@@ -114,6 +139,12 @@ mod tests {
         assert_eq!(c.max_length, 128);
         assert_eq!(c.model_version.as_deref(), Some("m-1"));
         assert!(c.normalize);
+        assert_eq!(c.temperature, 1.0, "no temperature: the logits as they are");
+        let calibrated = ModelConfig::parse(
+            &OURS.replace("\"max_length\"", "\"temperature\": 1.5, \"max_length\""),
+        )
+        .unwrap();
+        assert_eq!(calibrated.temperature, 1.5);
     }
 
     #[test]
@@ -138,6 +169,9 @@ mod tests {
             r#"{"id2label": {"0": "sadness", "1": "joy"}}"#,
             r#"{"id2label": {"0": "sadness", "1": "joy", "2": "love", "3": "anger", "4": "fear", "9": "surprise"}}"#,
             r#"{"id2label": {"0": "sadness", "1": "joy", "2": "love", "3": "anger", "4": "fear", "5": "surprise"}, "normalization_version": 2}"#,
+            r#"{"id2label": {"0": "sadness", "1": "joy", "2": "love", "3": "anger", "4": "fear", "5": "surprise"}, "temperature": 0}"#,
+            r#"{"id2label": {"0": "sadness", "1": "joy", "2": "love", "3": "anger", "4": "fear", "5": "surprise"}, "max_length": 128, "truncation_head": 127}"#,
+            r#"{"id2label": {"0": "sadness", "1": "joy", "2": "love", "3": "anger", "4": "fear", "5": "surprise"}, "temperature": -2.0}"#,
             r#"not json"#,
         ];
         for json in bad {

@@ -6,7 +6,9 @@ use crate::normalize::normalize;
 use crate::{ModelConfig, ModelError};
 
 /// Text -> token ids, exactly as the model was trained: normalization,
-/// WordPiece, truncation to `max_length` (padding happens per batch).
+/// WordPiece, truncation to `max_length` (padding happens per batch): the first
+/// tokens, or, for models trained so (`truncation_head`), the first and the last,
+/// since a self-post's title and its ending carry most of its emotion.
 pub struct Encoder {
     tokenizer: Tokenizer,
     normalize: bool,
@@ -14,6 +16,9 @@ pub struct Encoder {
     /// cannot reach the model anyway; cutting first bounds the work and memory a
     /// huge post costs. `experiment/evaluate.py` cuts the same way.
     max_chars: usize,
+    max_length: usize,
+    /// `Some(head)`: keep the first `head` tokens of the text and its last ones.
+    truncation_head: Option<usize>,
     pad_id: u32,
 }
 
@@ -25,11 +30,13 @@ impl Encoder {
         };
         let mut tokenizer = Tokenizer::from_file(path).map_err(|e| invalid(e.to_string()))?;
         tokenizer.with_padding(None);
+        // Head + tail truncation is done on the ids (the tokenizer only cuts one end).
+        let truncation = config.truncation_head.is_none().then(|| TruncationParams {
+            max_length: config.max_length,
+            ..TruncationParams::default()
+        });
         tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: config.max_length,
-                ..TruncationParams::default()
-            }))
+            .with_truncation(truncation)
             .map_err(|e| invalid(e.to_string()))?;
         let pad_id = ["[PAD]", "<pad>"]
             .iter()
@@ -39,6 +46,8 @@ impl Encoder {
             tokenizer,
             normalize: config.normalize,
             max_chars: config.max_length * 32,
+            max_length: config.max_length,
+            truncation_head: config.truncation_head,
             pad_id,
         })
     }
@@ -47,21 +56,61 @@ impl Encoder {
         self.pad_id
     }
 
+    /// The most tokens a text becomes.
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
         let prepared = if self.normalize {
             normalize(text)
         } else {
             text.to_string()
         };
-        let cut = match prepared.char_indices().nth(self.max_chars) {
-            Some((byte, _)) => &prepared[..byte],
-            None => &prepared,
-        };
+        let cut = self.cut(&prepared);
         let encoding = self
             .tokenizer
-            .encode_fast(cut, true)
+            .encode_fast(cut.as_ref(), true)
             .map_err(|e| ModelError::Inference(format!("tokenization failed: {e}")))?;
-        Ok(encoding.get_ids().to_vec())
+        Ok(self.head_tail(encoding.get_ids()))
+    }
+
+    /// At most `max_chars` characters: the start, or the first and last halves (as
+    /// `experiment/common.py`'s `cut_text`).
+    fn cut<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let Some((end, _)) = text.char_indices().nth(self.max_chars) else {
+            return text.into();
+        };
+        if self.truncation_head.is_none() {
+            return text[..end].into();
+        }
+        let half = self.max_chars / 2;
+        let head_end = text.char_indices().nth(half).map_or(text.len(), |(i, _)| i);
+        let chars = text.chars().count();
+        let tail_start = text
+            .char_indices()
+            .nth(chars - half)
+            .map_or(text.len(), |(i, _)| i);
+        format!("{} {}", &text[..head_end], &text[tail_start..]).into()
+    }
+
+    /// `[CLS] ... [SEP]` cut to `max_length` keeping both ends (as `head_tail` in
+    /// `experiment/common.py`); ids already cut by the tokenizer pass through.
+    fn head_tail(&self, ids: &[u32]) -> Vec<u32> {
+        let Some(head) = self.truncation_head else {
+            return ids.to_vec();
+        };
+        if ids.len() <= self.max_length {
+            return ids.to_vec();
+        }
+        let body = &ids[1..ids.len() - 1];
+        let tail = self.max_length - 2 - head;
+        let mut out = Vec::with_capacity(self.max_length);
+        out.push(ids[0]);
+        out.extend_from_slice(&body[..head]);
+        out.extend_from_slice(&body[body.len() - tail..]);
+        out.push(ids[ids.len() - 1]);
+        out
     }
 }
 
@@ -93,6 +142,32 @@ mod tests {
         let ids = e.encode(&"word ".repeat(2_000)).unwrap();
         assert_eq!(ids.len(), 128);
         assert_eq!((ids[0], ids[127]), (CLS, SEP));
+    }
+
+    #[test]
+    fn head_and_tail_truncation_keeps_both_ends_of_a_long_text() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/emotion");
+        let mut config = ModelConfig::from_file(&dir.join("config.json")).unwrap();
+        config.truncation_head = Some(64);
+        let e = Encoder::from_file(&dir.join("tokenizer.json"), &config).unwrap();
+        let start = e.encode("awful morning").unwrap();
+        let end = e.encode("but it ended great").unwrap();
+        let long = format!("awful morning {} but it ended great", "word ".repeat(500));
+        let ids = e.encode(&long).unwrap();
+        assert_eq!(ids.len(), 128);
+        assert_eq!(
+            &ids[..start.len() - 1],
+            &start[..start.len() - 1],
+            "the head"
+        );
+        assert_eq!(&ids[128 - (end.len() - 1)..], &end[1..], "the tail");
+        // Short texts are untouched; huge ones keep their last characters too.
+        assert_eq!(e.encode("awful morning").unwrap(), start);
+        let huge = format!("{} but it ended great", "word ".repeat(5_000));
+        assert_eq!(
+            &e.encode(&huge).unwrap()[128 - (end.len() - 1)..],
+            &end[1..]
+        );
     }
 
     #[test]

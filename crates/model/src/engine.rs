@@ -42,6 +42,8 @@ pub struct Engine {
     session: Session,
     encoder: Arc<Encoder>,
     labels: Vec<Emotion>,
+    /// Logits are divided by it before the softmax: the model's calibration.
+    temperature: f32,
     /// BERT exports often take `token_type_ids`; ours does not. Fed as zeros when asked for.
     wants_token_type_ids: bool,
     options: EngineOptions,
@@ -84,6 +86,7 @@ impl Engine {
             session,
             encoder,
             labels: dir.config.labels.clone(),
+            temperature: dir.config.temperature,
             wants_token_type_ids,
             options,
             version: dir.version.clone(),
@@ -201,7 +204,8 @@ impl Engine {
         let probabilities = logits
             .chunks_exact(width)
             .map(|row| {
-                let p = softmax(row);
+                let scaled: Vec<f32> = row.iter().map(|x| x / self.temperature).collect();
+                let p = softmax(&scaled);
                 let mut by_emotion = [0f32; Emotion::COUNT];
                 for (label, value) in self.labels.iter().zip(p) {
                     by_emotion[label.index()] = value;

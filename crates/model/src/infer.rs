@@ -1,5 +1,6 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
@@ -12,57 +13,108 @@ use crate::{Encoder, Engine};
 /// Bounds of the inference queue.
 #[derive(Debug, Clone, Copy)]
 pub struct InferOptions {
-    /// Most tokens waiting or in progress; a request that would pass it is
-    /// refused at once ([`ClassifyError::Overloaded`]) instead of piling up memory
-    /// and latency. Tokens, not texts, because they are what inference costs: a
-    /// thousand one-line posts weigh less than a hundred long ones.
+    /// Most tokens waiting or in progress: a bound on the memory the queue holds.
     pub max_queued_tokens: usize,
+    /// Longest a new request may expect to wait for the work queued ahead of it, at
+    /// the throughput measured on recent jobs; past it the request is refused at once
+    /// ([`ClassifyError::Overloaded`], with that wait as its retry time) rather than
+    /// left to wait until its client gives up.
+    pub max_queue_wait: Duration,
 }
 
 impl InferOptions {
-    /// About 10 s of work on 2 cores (~6,600 tokens/s, BENCHMARKS.md): half a thousand
-    /// posts of the longest kind (128 tokens), or about six cold analyses of 250 posts.
+    /// Half a thousand posts of the longest kind (128 tokens), about six cold analyses
+    /// of 250 posts.
     pub const DEFAULT_MAX_QUEUED_TOKENS: usize = 65_536;
+    pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(5);
 }
 
 impl Default for InferOptions {
     fn default() -> Self {
         InferOptions {
             max_queued_tokens: Self::DEFAULT_MAX_QUEUED_TOKENS,
+            max_queue_wait: Self::DEFAULT_MAX_QUEUE_WAIT,
         }
     }
 }
 
-type Reply = oneshot::Sender<Result<Vec<Prediction>, ClassifyError>>;
+/// Tokens a second the inference thread gets through: an exponential moving average
+/// over recent jobs, so admission follows what the machine really does (other load,
+/// thermal limits, a different CPU) rather than a figure measured elsewhere.
+struct Throughput(AtomicU64);
+
+impl Throughput {
+    /// What is assumed before the first job is measured: below what 2 cores do
+    /// (BENCHMARKS.md), so a cold start errs towards refusing.
+    const PRIOR_TOKENS_PER_SECOND: f64 = 4_000.0;
+    /// Weight of the newest job.
+    const ALPHA: f64 = 0.3;
+
+    fn new() -> Self {
+        Throughput(AtomicU64::new(Self::PRIOR_TOKENS_PER_SECOND.to_bits()))
+    }
+
+    fn tokens_per_second(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Folds in one job: `tokens` done in `elapsed`. Tiny jobs say more about fixed
+    /// costs than throughput and are left out.
+    fn record(&self, tokens: usize, elapsed: Duration) {
+        if tokens < 256 || elapsed.is_zero() {
+            return;
+        }
+        let measured = tokens as f64 / elapsed.as_secs_f64();
+        let next = self.tokens_per_second() + Self::ALPHA * (measured - self.tokens_per_second());
+        self.0.store(next.to_bits(), Ordering::Relaxed);
+        metrics::gauge!("moodwire_inference_throughput_tokens_per_second").set(next);
+    }
+
+    /// How long `tokens` of work take at the measured rate.
+    fn time_for(&self, tokens: usize) -> Duration {
+        Duration::from_secs_f64(tokens as f64 / self.tokens_per_second().max(1.0))
+    }
+}
+
+type Reply = oneshot::Sender<Result<(Vec<Prediction>, Duration), ClassifyError>>;
 
 struct Job {
     encodings: Vec<Vec<u32>>,
     reply: Reply,
     ticket: QueueTicket,
+    admitted: Instant,
 }
 
 /// Holds a job's place in the queue; gives it back when the job is done or dropped.
 struct QueueTicket {
     queued: Arc<AtomicUsize>,
     tokens: usize,
+    throughput: Arc<Throughput>,
 }
 
 impl Drop for QueueTicket {
     fn drop(&mut self) {
         let left = self.queued.fetch_sub(self.tokens, Ordering::AcqRel) - self.tokens;
-        metrics::gauge!("moodwire_inference_queue_tokens").set(left as f64);
+        report_queue(left, &self.throughput);
     }
+}
+
+fn report_queue(tokens: usize, throughput: &Throughput) {
+    metrics::gauge!("moodwire_inference_queue_tokens").set(tokens as f64);
+    metrics::gauge!("moodwire_inference_expected_wait_seconds")
+        .set(throughput.time_for(tokens).as_secs_f64());
 }
 
 /// The classifier as the service sees it: an async front to one inference
 /// thread that owns the [`Engine`]. Texts are tokenized on the blocking pool,
 /// beside the inference of earlier requests; requests then queue in order; the
-/// queue is bounded in tokens; a request whose caller has gone away is skipped,
-/// or stopped between batches.
+/// queue is bounded by the wait it implies; a request whose caller has gone away is
+/// skipped, or stopped between batches.
 pub struct Infer {
     jobs: mpsc::UnboundedSender<Job>,
     encoder: Arc<Encoder>,
     queued: Arc<AtomicUsize>,
+    throughput: Arc<Throughput>,
     options: InferOptions,
     version: String,
 }
@@ -72,18 +124,39 @@ impl Infer {
     pub fn start(engine: Engine, options: InferOptions) -> std::io::Result<Self> {
         let version = engine.version().to_string();
         let encoder = engine.encoder();
+        let throughput = Arc::new(Throughput::new());
         // Unbounded channel, bounded content: admission is by `queued` tokens.
         let (jobs, receiver) = mpsc::unbounded_channel();
+        let measured = Arc::clone(&throughput);
         std::thread::Builder::new()
             .name("moodwire-infer".into())
-            .spawn(move || run_jobs(engine, receiver))?;
+            .spawn(move || run_jobs(engine, receiver, &measured))?;
         Ok(Infer {
             jobs,
             encoder,
             queued: Arc::new(AtomicUsize::new(0)),
+            throughput,
             options,
             version,
         })
+    }
+
+    /// Refuses `tokens` of new work when the queue ahead of it (`queued`) would make it
+    /// wait past the bound, or hold more tokens than the queue may. A request finds the
+    /// queue empty is always let in, however large.
+    fn check(&self, queued: usize, tokens: usize) -> Result<(), ClassifyError> {
+        if queued == 0 {
+            return Ok(());
+        }
+        let wait = self.throughput.time_for(queued + tokens);
+        if wait > self.options.max_queue_wait || queued + tokens > self.options.max_queued_tokens {
+            metrics::counter!("moodwire_inference_refused_total").increment(1);
+            return Err(ClassifyError::Overloaded {
+                queued_tokens: queued,
+                retry_after: self.throughput.time_for(queued),
+            });
+        }
+        Ok(())
     }
 
     fn admit(&self, tokens: usize) -> Result<QueueTicket, ClassifyError> {
@@ -91,27 +164,23 @@ impl Infer {
         let ticket = QueueTicket {
             queued: Arc::clone(&self.queued),
             tokens,
+            throughput: Arc::clone(&self.throughput),
         };
-        // A single request larger than the whole queue is still let in when the queue is empty.
-        if before > 0 && before + tokens > self.options.max_queued_tokens {
-            return Err(ClassifyError::Overloaded {
-                queued_tokens: before,
-            });
-        }
-        metrics::gauge!("moodwire_inference_queue_tokens").set((before + tokens) as f64);
+        self.check(before, tokens)?;
+        report_queue(before + tokens, &self.throughput);
         Ok(ticket)
     }
 
-    /// Refuses a request that cannot fit even at its smallest (two special tokens a
-    /// text) before paying for its tokenization: under overload most requests end here.
-    fn refuse_early(&self, texts: usize) -> Result<(), ClassifyError> {
-        let queued = self.queued.load(Ordering::Acquire);
-        if queued > 0 && queued + 2 * texts > self.options.max_queued_tokens {
-            return Err(ClassifyError::Overloaded {
-                queued_tokens: queued,
-            });
-        }
-        Ok(())
+    /// Refuses a request by an estimate of its tokens (a quarter of its characters,
+    /// two special tokens and at most the model's length a text) before paying for
+    /// its tokenization: under overload most requests end here, in microseconds.
+    fn refuse_early(&self, texts: &[String]) -> Result<(), ClassifyError> {
+        let max_length = self.encoder.max_length();
+        let estimate: usize = texts
+            .iter()
+            .map(|t| (2 + t.len() / 4).min(max_length))
+            .sum();
+        self.check(self.queued.load(Ordering::Acquire), estimate)
     }
 
     /// Tokenizes on the blocking pool: a thousand posts take milliseconds of CPU,
@@ -130,24 +199,31 @@ impl Infer {
     }
 }
 
-fn run_jobs(mut engine: Engine, mut jobs: mpsc::UnboundedReceiver<Job>) {
+fn run_jobs(mut engine: Engine, mut jobs: mpsc::UnboundedReceiver<Job>, throughput: &Throughput) {
     while let Some(Job {
         encodings,
         reply,
         ticket,
+        admitted,
     }) = jobs.blocking_recv()
     {
         if reply.is_closed() {
             continue;
         }
+        let queue_wait = admitted.elapsed();
+        let started = Instant::now();
         let result = engine
             .classify_encoded(&encodings, |_| !reply.is_closed())
             .map_err(|e| ClassifyError::Inference(e.to_string()));
+        if matches!(result, Ok(Some(_))) {
+            throughput.record(ticket.tokens, started.elapsed());
+        }
         // The work is done: its tokens leave the queue before the caller hears back.
         drop(ticket);
         match result {
             Ok(Some(predictions)) => {
-                let _ = reply.send(Ok(predictions)); // the caller may have left meanwhile
+                // The caller may have left meanwhile.
+                let _ = reply.send(Ok((predictions, queue_wait)));
             }
             Ok(None) => tracing::debug!("inference cancelled: the caller went away"),
             Err(e) => {
@@ -168,19 +244,30 @@ impl Classifier for Infer {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        self.refuse_early(texts.len())?;
+        self.refuse_early(&texts)?;
         let encodings = self.encode(texts).await?;
-        let ticket = self.admit(encodings.iter().map(Vec::len).sum())?;
+        let tokens = encodings.iter().map(Vec::len).sum();
+        let ticket = self.admit(tokens)?;
         let (reply, answer) = oneshot::channel();
+        let admitted = Instant::now();
         self.jobs
             .send(Job {
                 encodings,
                 reply,
                 ticket,
+                admitted,
             })
             .map_err(|_| ClassifyError::Cancelled)?;
         // Dropping this future closes `answer`, which the inference thread sees.
-        answer.await.map_err(|_| ClassifyError::Cancelled)?
+        let (predictions, queue_wait) = answer.await.map_err(|_| ClassifyError::Cancelled)??;
+        tracing::info!(
+            texts = predictions.len(),
+            tokens,
+            queue_wait_ms = queue_wait.as_secs_f64() * 1e3,
+            inference_ms = (admitted.elapsed() - queue_wait).as_secs_f64() * 1e3,
+            "classified"
+        );
+        Ok(predictions)
     }
 }
 
@@ -196,7 +283,14 @@ mod tests {
             ModelDir::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/emotion"))
                 .unwrap();
         let engine = Engine::load(&dir, EngineOptions::default()).unwrap();
-        Infer::start(engine, InferOptions { max_queued_tokens }).unwrap()
+        Infer::start(
+            engine,
+            InferOptions {
+                max_queued_tokens,
+                ..InferOptions::default()
+            },
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -209,7 +303,13 @@ mod tests {
         // ...one long text does not.
         let long = infer.classify(vec!["so very happy ".repeat(20)]).await;
         assert!(
-            matches!(long, Err(ClassifyError::Overloaded { queued_tokens: 60 })),
+            matches!(
+                long,
+                Err(ClassifyError::Overloaded {
+                    queued_tokens: 60,
+                    ..
+                })
+            ),
             "{long:?}"
         );
         drop(held);
@@ -221,5 +321,61 @@ mod tests {
         // Alone, a request larger than the whole budget still runs.
         let alone = infer.classify(vec!["so very happy ".repeat(20)]).await;
         assert_eq!(alone.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn admission_refuses_what_would_wait_past_the_bound_with_the_expected_wait() {
+        let infer = Infer::start(
+            Engine::load(
+                &ModelDir::open(
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/emotion"),
+                )
+                .unwrap(),
+                EngineOptions::default(),
+            )
+            .unwrap(),
+            InferOptions {
+                max_queued_tokens: usize::MAX,
+                max_queue_wait: Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+        // 12,000 tokens queued: 3 s at the prior rate, so another 4,000 fit (4 s) ...
+        let held = infer.admit(12_000).unwrap();
+        let fits = infer.check(12_000, 4_000);
+        assert!(fits.is_ok(), "{fits:?}");
+        // ... and 12,000 more (6 s) do not; the client is told when the queue drains.
+        match infer.check(12_000, 12_000) {
+            Err(ClassifyError::Overloaded { retry_after, .. }) => {
+                assert_eq!(retry_after, Duration::from_secs(3))
+            }
+            other => panic!("{other:?}"),
+        }
+        // Refused by an estimate, before tokenization: 100 posts of 2,000 characters.
+        let long_posts = vec!["word ".repeat(400); 100];
+        assert!(matches!(
+            infer.classify(long_posts).await,
+            Err(ClassifyError::Overloaded { .. })
+        ));
+        drop(held);
+        // Alone, any request is let in.
+        assert!(infer.check(0, 1_000_000).is_ok());
+    }
+
+    #[test]
+    fn throughput_follows_the_measured_jobs() {
+        let t = Throughput::new();
+        assert_eq!(t.tokens_per_second(), Throughput::PRIOR_TOKENS_PER_SECOND);
+        for _ in 0..40 {
+            t.record(20_000, Duration::from_secs(1));
+        }
+        assert!((t.tokens_per_second() - 20_000.0).abs() < 1.0);
+        let two = t.time_for(40_000).as_secs_f64();
+        assert!((two - 2.0).abs() < 1e-3, "{two}");
+        t.record(10, Duration::from_secs(10));
+        assert!(
+            (t.tokens_per_second() - 20_000.0).abs() < 1.0,
+            "tiny jobs are left out"
+        );
     }
 }

@@ -36,11 +36,10 @@ pub enum ModelError {
     RuntimeMissing { searched: Vec<PathBuf> },
     #[error("{0}")]
     Runtime(String),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("invalid model config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
@@ -56,7 +55,31 @@ impl ModelError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         ModelError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     }
+}
+
+/// Registers the help text of the metrics this crate records (call once, after the
+/// recorder is installed).
+pub fn describe_metrics() {
+    use ::metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        "moodwire_inference_batch_size",
+        "Texts in one inference batch."
+    );
+    describe_histogram!(
+        "moodwire_inference_batch_seconds",
+        "Seconds one inference batch took in ONNX Runtime."
+    );
+    describe_gauge!(
+        "moodwire_inference_queue_tokens",
+        "Tokens of the texts waiting for inference or in progress."
+    );
+    describe_gauge!(
+        "moodwire_inference_throughput_tokens_per_second",
+        "Tokens a second the inference thread gets through, averaged over recent jobs."
+    );
+    describe_gauge!("moodwire_inference_expected_wait_seconds", "Seconds a new request would wait for the inference queued ahead of it, at the measured throughput.");
+    describe_counter!("moodwire_inference_refused_total", "Requests refused at once because they would have waited past MOODWIRE_MAX_QUEUE_WAIT_SECS (503 overloaded).");
 }

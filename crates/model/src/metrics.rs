@@ -1,5 +1,6 @@
 //! Classification metrics for `moodwire eval`, defined as scikit-learn defines
-//! them (zero_division = 0), so the numbers equal `experiment/evaluate.py`'s.
+//! them (zero_division = 0), and the expected calibration error, so the numbers
+//! equal `experiment/evaluate.py`'s.
 
 use serde::Serialize;
 
@@ -23,17 +24,69 @@ pub struct EvalReport {
     pub per_class: Vec<ClassMetrics>,
     /// Rows are the true label, columns the predicted one, both in model order.
     pub confusion_matrix: [[u64; Emotion::COUNT]; Emotion::COUNT],
+    /// Expected calibration error over [`ECE_BINS`] equal-width bins of confidence:
+    /// how far the model's confidence is from how often it is right.
+    pub ece: f64,
 }
 
-/// Accumulates (gold, predicted) pairs.
+/// Bins of the expected calibration error (as `experiment/common.py`).
+pub const ECE_BINS: usize = 15;
+
+/// One confidence bin: predictions, right ones, summed confidence.
+#[derive(Debug, Default, Clone, Copy)]
+struct Bin {
+    n: u64,
+    correct: u64,
+    confidence: f64,
+}
+
+/// Accumulates (gold, predicted, confidence) triples.
 #[derive(Debug, Default, Clone)]
 pub struct ConfusionMatrix {
     cells: [[u64; Emotion::COUNT]; Emotion::COUNT],
+    bins: [Bin; ECE_BINS],
 }
 
 impl ConfusionMatrix {
-    pub fn add(&mut self, gold: Emotion, predicted: Emotion) {
+    /// One prediction: its label and the probability the model gave it.
+    pub fn add(&mut self, gold: Emotion, predicted: Emotion, confidence: f32) {
         self.cells[gold.index()][predicted.index()] += 1;
+        // Bins are (low, high], the first one [0, high], as numpy's comparisons in evaluate.py.
+        let confidence = f64::from(confidence).clamp(0.0, 1.0);
+        let bin = ((confidence * ECE_BINS as f64).ceil() as usize).clamp(1, ECE_BINS) - 1;
+        let bin = &mut self.bins[bin];
+        bin.n += 1;
+        bin.correct += u64::from(gold == predicted);
+        bin.confidence += confidence;
+    }
+
+    /// Adds everything `other` counted.
+    pub fn merge(&mut self, other: &ConfusionMatrix) {
+        for (row, other_row) in self.cells.iter_mut().zip(&other.cells) {
+            for (cell, other_cell) in row.iter_mut().zip(other_row) {
+                *cell += other_cell;
+            }
+        }
+        for (bin, other_bin) in self.bins.iter_mut().zip(&other.bins) {
+            bin.n += other_bin.n;
+            bin.correct += other_bin.correct;
+            bin.confidence += other_bin.confidence;
+        }
+    }
+
+    fn ece(&self, n: u64) -> f64 {
+        if n == 0 {
+            return 0.0;
+        }
+        self.bins
+            .iter()
+            .filter(|b| b.n > 0)
+            .map(|b| {
+                let accuracy = b.correct as f64 / b.n as f64;
+                let confidence = b.confidence / b.n as f64;
+                b.n as f64 / n as f64 * (accuracy - confidence).abs()
+            })
+            .sum()
     }
 
     pub fn report(&self) -> EvalReport {
@@ -79,6 +132,7 @@ impl ConfusionMatrix {
             weighted_f1,
             per_class,
             confusion_matrix: self.cells,
+            ece: self.ece(n),
         }
     }
 }
@@ -109,7 +163,7 @@ mod tests {
             (Sadness, Joy),
             (Anger, Anger),
         ] {
-            m.add(g, p);
+            m.add(g, p, 0.9);
         }
         let r = m.report();
         assert_eq!(r.n, 6);
@@ -130,6 +184,30 @@ mod tests {
         assert!((r.weighted_f1 - (3.0 * 2.0 / 3.0 + 2.0 * 0.5 + 1.0) / 6.0).abs() < 1e-12);
         assert_eq!(r.confusion_matrix[Joy.index()][Sadness.index()], 1);
         assert_eq!(r.confusion_matrix[Sadness.index()][Joy.index()], 1);
+        // One bin, confidence 0.9, accuracy 4/6.
+        assert!((r.ece - (f64::from(0.9f32) - 4.0 / 6.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn calibration_error_weighs_each_bin_by_its_share() {
+        let mut m = ConfusionMatrix::default();
+        // Four at 0.95, three right; two at 0.30, one right.
+        for (p, conf) in [
+            (Joy, 0.95),
+            (Joy, 0.95),
+            (Joy, 0.95),
+            (Fear, 0.95),
+            (Joy, 0.3),
+            (Fear, 0.3),
+        ] {
+            m.add(Joy, p, conf);
+        }
+        let r = m.report();
+        let expected = 4.0 / 6.0 * (0.95f64 - 0.75).abs() + 2.0 / 6.0 * (0.3f64 - 0.5).abs();
+        assert!((r.ece - expected).abs() < 1e-6, "{}", r.ece);
+        let mut perfect = ConfusionMatrix::default();
+        perfect.add(Joy, Joy, 1.0);
+        assert_eq!(perfect.report().ece, 0.0);
     }
 
     #[test]
@@ -139,5 +217,6 @@ mod tests {
         assert_eq!(r.accuracy, 0.0);
         assert_eq!(r.macro_f1, 0.0);
         assert_eq!(r.weighted_f1, 0.0);
+        assert_eq!(r.ece, 0.0);
     }
 }

@@ -72,17 +72,15 @@ pub enum ModelStoreError {
     BadUrl(String),
     #[error("cannot configure S3 access (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): {0}")]
     Config(object_store::Error),
-    #[error("{location}: {source}")]
+    #[error("{location}: {cause}")]
     Object {
         location: String,
-        #[source]
-        source: object_store::Error,
+        cause: object_store::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{location}/config.json: {reason}")]
     BadConfig { location: String, reason: String },
@@ -122,7 +120,10 @@ pub async fn fetch(location: &S3Location, cache_root: &Path) -> Result<PathBuf, 
     let local = cache_root.join(&location.bucket).join(&location.prefix);
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| ModelStoreError::Io { path, source }
+        move |source| ModelStoreError::Io {
+            path,
+            cause: source,
+        }
     };
     std::fs::create_dir_all(&local).map_err(io(&local))?;
 
@@ -171,7 +172,7 @@ pub async fn push(dir: &Path, location: &S3Location) -> Result<String, ModelStor
     let config_path = dir.join(ModelDir::CONFIG_FILE);
     let config_bytes = std::fs::read(&config_path).map_err(|source| ModelStoreError::Io {
         path: config_path.clone(),
-        source,
+        cause: source,
     })?;
     let mut config: serde_json::Value =
         serde_json::from_slice(&config_bytes).map_err(|e| ModelStoreError::BadConfig {
@@ -196,14 +197,17 @@ pub async fn push(dir: &Path, location: &S3Location) -> Result<String, ModelStor
             serde_json::to_vec_pretty(&config).expect("a JSON value serializes")
         } else {
             let path = dir.join(file);
-            std::fs::read(&path).map_err(|source| ModelStoreError::Io { path, source })?
+            std::fs::read(&path).map_err(|source| ModelStoreError::Io {
+                path,
+                cause: source,
+            })?
         };
         store
             .put(&location.object(file), PutPayload::from(bytes))
             .await
             .map_err(|source| ModelStoreError::Object {
                 location: format!("{location}/{file}"),
-                source,
+                cause: source,
             })?;
     }
     Ok(model.version)
@@ -216,7 +220,7 @@ async fn get(
 ) -> Result<bytes::Bytes, ModelStoreError> {
     let failed = |source| ModelStoreError::Object {
         location: format!("{location}/{file}"),
-        source,
+        cause: source,
     };
     store
         .get(&location.object(file))

@@ -28,8 +28,7 @@ pub struct AnalyzeRequestBody {
     /// format characters (the bounds are set from the domain in `openapi_json`).
     #[schema(example = "AI")]
     keyword: String,
-    /// How many recent posts to analyse.
-    #[schema(minimum = 1, maximum = 1000, default = 250)]
+    /// How many recent posts to analyse (bounds set from the domain in `openapi_json`).
     limit: Option<u32>,
     /// Whether to include the pie chart as a base64 PNG.
     #[schema(default = true)]

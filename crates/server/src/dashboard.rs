@@ -2,7 +2,7 @@
 //! library (Chart.js, see scripts/vendor_chartjs.sh), all embedded in the binary so
 //! the server needs no front-end build, no files beside it and no CDN.
 
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -13,12 +13,6 @@ const INDEX_HTML: &str = include_str!("../assets/index.html");
 const DASHBOARD_JS: &str = include_str!("../assets/dashboard.js");
 const DASHBOARD_CSS: &str = include_str!("../assets/dashboard.css");
 const CHART_JS: &str = include_str!("../assets/vendor/chart.umd.min.js");
-
-/// Scripts and styles only from this server, no inline code, no framing, no plugins:
-/// post texts are untrusted, and even a slip into markup could not run.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
-    form-action 'none'; frame-ancestors 'none'";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -61,23 +55,4 @@ async fn asset(body: &'static str, content_type: &'static str, immutable: bool) 
         body,
     )
         .into_response()
-}
-
-/// Security headers on every response, the API's JSON included.
-pub(crate) async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    let set = [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ),
-    ];
-    for (name, value) in set {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
 }

@@ -147,11 +147,11 @@ impl ApiError {
                 Some(RETRY_OVERLOADED),
             ),
             Analyze(AnalyzeError::Classify(e)) => match e.as_ref() {
-                ClassifyError::Overloaded { .. } => (
+                ClassifyError::Overloaded { retry_after, .. } => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "overloaded",
                     None,
-                    Some(RETRY_OVERLOADED),
+                    Some((*retry_after).max(RETRY_OVERLOADED)),
                 ),
                 ClassifyError::Cancelled => (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -16,9 +16,17 @@ use moodwire_core::Keyword;
 use crate::app::AppState;
 use crate::ApiError;
 
-/// The store once connected; `None` while it is still being reached (the server
-/// starts without waiting for it, and the analysis path never needs it).
-pub type StoreHandle = tokio::sync::watch::Receiver<Option<Arc<dyn Store>>>;
+/// Where the connection to the store stands: the server starts without waiting for
+/// it, and the analysis path never needs it.
+#[derive(Clone)]
+pub enum StoreState {
+    /// Still being reached; the last attempt's error, once there was one.
+    Connecting(Option<String>),
+    Connected(Arc<dyn Store>),
+}
+
+/// The store's state as the connecting task publishes it.
+pub type StoreHandle = tokio::sync::watch::Receiver<StoreState>;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KeywordsResponse {
@@ -47,7 +55,7 @@ pub struct PostsResponse {
 #[utoipa::path(
     get,
     path = "/api/keywords",
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "How many keywords (default 20)")),
+    params(("limit" = Option<u32>, Query, description = "How many keywords")),
     responses(
         (status = 200, description = "Keywords, most analysed first", body = KeywordsResponse),
         (status = 422, description = "A query parameter is out of range or not an integer", body = crate::ErrorBody),
@@ -58,7 +66,7 @@ pub(crate) async fn keywords(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<KeywordsResponse>, ApiError> {
-    let limit = RowLimit::parse("limit", int_param(query.as_deref(), "limit")?, 20, 200)?;
+    let limit = KEYWORDS_LIMIT.parse(query.as_deref())?;
     let keywords = history(&state)?.keyword_moods(limit.get()).await?;
     Ok(Json(KeywordsResponse { keywords }))
 }
@@ -69,7 +77,7 @@ pub(crate) async fn keywords(
     path = "/api/keywords/{keyword}/trend",
     params(
         ("keyword" = String, Path, description = "The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank, no control or format characters"),
-        ("points" = Option<u32>, Query, minimum = 1, maximum = 500, description = "How many of the latest analyses (default 100)"),
+        ("points" = Option<u32>, Query, description = "How many of the latest analyses"),
     ),
     responses(
         (status = 200, description = "The latest analyses, oldest first", body = TrendResponse),
@@ -83,7 +91,7 @@ pub(crate) async fn trend(
     RawQuery(query): RawQuery,
 ) -> Result<Json<TrendResponse>, ApiError> {
     let keyword = path_keyword(keyword)?;
-    let points = RowLimit::parse("points", int_param(query.as_deref(), "points")?, 100, 500)?;
+    let points = TREND_POINTS.parse(query.as_deref())?;
     let points = history(&state)?.trend(&keyword, points.get()).await?;
     Ok(Json(TrendResponse {
         keyword: keyword.normalized(),
@@ -97,7 +105,7 @@ pub(crate) async fn trend(
     path = "/api/keywords/{keyword}/posts",
     params(
         ("keyword" = String, Path, description = "The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank, no control or format characters"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "How many posts (default 1000)"),
+        ("limit" = Option<u32>, Query, description = "How many posts"),
     ),
     responses(
         (status = 200, description = "The posts, least confident first", body = PostsResponse),
@@ -111,7 +119,7 @@ pub(crate) async fn posts(
     RawQuery(query): RawQuery,
 ) -> Result<Json<PostsResponse>, ApiError> {
     let keyword = path_keyword(keyword)?;
-    let limit = RowLimit::parse("limit", int_param(query.as_deref(), "limit")?, 1000, 1000)?;
+    let limit = POSTS_LIMIT.parse(query.as_deref())?;
     let analysis = history(&state)?.scored_posts(&keyword, limit.get()).await?;
     Ok(Json(PostsResponse {
         keyword: keyword.normalized(),
@@ -119,11 +127,59 @@ pub(crate) async fn posts(
     }))
 }
 
+/// A row-count query parameter of the history routes: its name, default and bound
+/// (the API description takes them from here too).
+pub(crate) struct RowParam {
+    pub name: &'static str,
+    pub default: u32,
+    pub max: u32,
+}
+
+pub(crate) const KEYWORDS_LIMIT: RowParam = RowParam {
+    name: "limit",
+    default: 20,
+    max: 200,
+};
+pub(crate) const TREND_POINTS: RowParam = RowParam {
+    name: "points",
+    default: 100,
+    max: 500,
+};
+pub(crate) const POSTS_LIMIT: RowParam = RowParam {
+    name: "limit",
+    default: 1000,
+    max: 1000,
+};
+
+impl RowParam {
+    fn parse(&self, query: Option<&str>) -> Result<RowLimit, ApiError> {
+        let raw = int_param(query, self.name)?;
+        Ok(RowLimit::parse(self.name, raw, self.default, self.max)?)
+    }
+}
+
 fn history(state: &AppState) -> Result<Arc<dyn History>, ApiError> {
-    let store = state.store.borrow().clone();
-    store
-        .map(|store| store as Arc<dyn History>)
-        .ok_or_else(|| ApiError::StoreUnavailable("the store is still being connected".into()))
+    match &*state.store.borrow() {
+        StoreState::Connected(store) => Ok(Arc::clone(store) as Arc<dyn History>),
+        StoreState::Connecting(_) => Err(ApiError::StoreUnavailable(
+            "the store is still being connected".into(),
+        )),
+    }
+}
+
+/// The store's state for readiness: `ok`, or why it is not reachable. A store that
+/// does not answer within a second counts as unreachable.
+pub(crate) async fn store_status(state: &AppState) -> String {
+    let store = match &*state.store.borrow() {
+        StoreState::Connected(store) => Arc::clone(store),
+        StoreState::Connecting(None) => return "unreachable: connecting".into(),
+        StoreState::Connecting(Some(e)) => return format!("unreachable: {e}"),
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(1), store.check()).await {
+        Ok(Ok(())) => "ok".into(),
+        Ok(Err(e)) => format!("unreachable: {e}"),
+        Err(_) => "unreachable: no answer within 1 s".into(),
+    }
 }
 
 fn path_keyword(raw: Result<Path<String>, PathRejection>) -> Result<Keyword, ApiError> {

@@ -117,6 +117,33 @@ impl MakeRequestId for SequentialRequestId {
     }
 }
 
+/// Registers the help text of the metrics this crate records (call once, after the
+/// recorder is installed).
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "moodwire_http_requests_total",
+        "HTTP requests answered, by route, method (standard ones, else other) and status."
+    );
+    describe_histogram!(
+        "moodwire_http_request_duration_seconds",
+        "Seconds from a request's arrival to its answer, by route, method and status."
+    );
+    describe_counter!("moodwire_access_denied_total", "Requests refused by the access policy, by reason: unauthorized, rate_limited, auth_failures.");
+    describe_counter!(
+        "moodwire_connections_refused_total",
+        "Client connections closed at once because MOODWIRE_MAX_CONNECTIONS were open."
+    );
+    describe_counter!(
+        "moodwire_connections_idle_closed_total",
+        "Client connections closed for sending nothing, or no request, within their timeout."
+    );
+    describe_gauge!(
+        "moodwire_model_info",
+        "The model this process serves (label version); always 1."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,13 @@
 use utoipa::OpenApi;
 
 use crate::api::{AnalyzeRequestBody, AnalyzeResponse, ServedFrom};
-use crate::app;
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::history::{self, KeywordsResponse, PostsResponse, TrendResponse};
+use crate::handlers;
+use crate::history::{
+    self, KeywordsResponse, PostsResponse, TrendResponse, KEYWORDS_LIMIT, POSTS_LIMIT, TREND_POINTS,
+};
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood, ScoredPost};
-use moodwire_core::{Emotion, EmotionShare, Keyword, PostsSource};
+use moodwire_core::{Emotion, EmotionShare, Keyword, Limit, PostsSource};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,10 +16,10 @@ use moodwire_core::{Emotion, EmotionShare, Keyword, PostsSource};
         description = "Real-time emotion analytics for social media posts."
     ),
     paths(
-        app::analyze,
-        app::healthz,
-        app::readyz,
-        app::metrics_text,
+        handlers::analyze,
+        handlers::healthz,
+        handlers::readyz,
+        handlers::metrics_text,
         history::keywords,
         history::trend,
         history::posts
@@ -68,6 +70,33 @@ pub fn openapi_json() -> utoipa::openapi::OpenApi {
             if let Some(example) = example {
                 slot["example"] = example;
             }
+        }
+        let limit = doc
+            .pointer_mut("/components/schemas/AnalyzeRequestBody/properties/limit")
+            .expect("the description has the limit");
+        limit["minimum"] = Limit::MIN.into();
+        limit["maximum"] = Limit::MAX.into();
+        limit["default"] = (Limit::DEFAULT.get() as u64).into();
+        for (path, param) in [
+            (
+                "/paths/~1api~1keywords/get/parameters/0/schema",
+                KEYWORDS_LIMIT,
+            ),
+            (
+                "/paths/~1api~1keywords~1{keyword}~1trend/get/parameters/1/schema",
+                TREND_POINTS,
+            ),
+            (
+                "/paths/~1api~1keywords~1{keyword}~1posts/get/parameters/1/schema",
+                POSTS_LIMIT,
+            ),
+        ] {
+            let schema = doc
+                .pointer_mut(path)
+                .unwrap_or_else(|| panic!("the description has {path}"));
+            schema["minimum"] = 1.into();
+            schema["maximum"] = param.max.into();
+            schema["default"] = param.default.into();
         }
         serde_json::from_value(doc).expect("the patched description is an OpenAPI document")
     })

@@ -243,6 +243,7 @@ async fn overload_is_answered_503_with_retry_after_at_once() {
         spawn_app_with(Options {
             infer: InferOptions {
                 max_queued_tokens: 1,
+                ..InferOptions::default()
             },
             ..Options::default()
         })
@@ -285,7 +286,8 @@ async fn overload_is_answered_503_with_retry_after_at_once() {
         let (status, retry_after, body) = r.await.unwrap();
         if status == 503 {
             assert_eq!(body["error"]["code"], "overloaded");
-            assert_eq!(retry_after.as_deref(), Some("1"));
+            let retry: u64 = retry_after.expect("a Retry-After").parse().unwrap();
+            assert!((1..=30).contains(&retry), "{retry}");
         } else {
             assert_eq!(status, 200, "{body}");
         }

@@ -25,20 +25,12 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 31;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
-    #[error("cannot read the dump at {path}: {source}")]
-    Unreadable {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot read the dump at {path}: {cause}")]
+    Unreadable { path: PathBuf, cause: io::Error },
     #[error("{0} holds no dump files (.ndjson, .jsonl or .zst)")]
     NoFiles(PathBuf),
-    #[error("the dump index {path}: {source}")]
-    Index {
-        path: PathBuf,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error("the dump index {path}: {cause}")]
+    Index { path: PathBuf, cause: sqlx::Error },
     /// The request that asked for the scan went away.
     #[error("the dump scan was cancelled")]
     Cancelled,
@@ -142,7 +134,7 @@ impl DumpFiles {
     pub fn open(path: &Path) -> Result<Self, DumpError> {
         let unreadable = |source| DumpError::Unreadable {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let meta = std::fs::metadata(path).map_err(unreadable)?;
         let mut files = if meta.is_dir() {
@@ -161,7 +153,7 @@ impl DumpFiles {
         for file in &files {
             File::open(file).map_err(|source| DumpError::Unreadable {
                 path: file.clone(),
-                source,
+                cause: source,
             })?;
         }
         Ok(DumpFiles {
@@ -238,7 +230,7 @@ impl DumpFiles {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         return Err(DumpError::Unreadable {
                             path: path.clone(),
-                            source: e,
+                            cause: e,
                         })
                     }
                     Err(e) => {
@@ -262,7 +254,7 @@ fn is_dump_file(path: &Path) -> bool {
 fn open_lines(path: &Path) -> Result<LineReader, DumpError> {
     let unreadable = |source| DumpError::Unreadable {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let file = File::open(path).map_err(unreadable)?;
     let reader: Box<dyn Read + Send> = if path.extension().is_some_and(|e| e == "zst") {

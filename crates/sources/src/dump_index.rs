@@ -69,7 +69,7 @@ impl DumpIndex {
         }
         let failed = |source| DumpError::Index {
             path: path.clone(),
-            source,
+            cause: source,
         };
         let options = SqliteConnectOptions::new().filename(&path).read_only(true);
         let pool = SqlitePoolOptions::new()
@@ -113,11 +113,11 @@ impl DumpIndex {
         let partial = PathBuf::from(partial);
         let failed = |source| DumpError::Index {
             path: path.clone(),
-            source,
+            cause: source,
         };
         remove_if_exists(&partial).map_err(|source| DumpError::Unreadable {
             path: partial.clone(),
-            source,
+            cause: source,
         })?;
         // Nothing to protect while building: a crash leaves only the partial file.
         let options = SqliteConnectOptions::new()
@@ -168,7 +168,7 @@ impl DumpIndex {
         }
         let report = reader.await.map_err(|e| DumpError::Unreadable {
             path: files.index_path(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })??;
 
         for statement in [
@@ -195,7 +195,7 @@ impl DumpIndex {
         pool.close().await;
         std::fs::rename(&partial, &path).map_err(|source| DumpError::Unreadable {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         Ok(IndexReport {
             path,

@@ -9,11 +9,10 @@ use crate::{parse_post_line, SearchText};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
-    #[error("cannot read the sample corpus at {path}: {source}")]
+    #[error("cannot read the sample corpus at {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}:{line}: {reason}")]
     BadLine {
@@ -36,7 +35,7 @@ impl SampleCorpus {
     pub fn load(dir: &Path) -> Result<Self, CorpusError> {
         let io = |source| CorpusError::Io {
             path: dir.to_path_buf(),
-            source,
+            cause: source,
         };
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io)?
@@ -48,7 +47,7 @@ impl SampleCorpus {
         for file in &files {
             let text = std::fs::read_to_string(file).map_err(|source| CorpusError::Io {
                 path: file.clone(),
-                source,
+                cause: source,
             })?;
             for (i, line) in text
                 .lines()

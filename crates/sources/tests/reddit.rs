@@ -439,3 +439,61 @@ async fn a_cursor_that_never_ends_is_cut_off() {
     assert_eq!(posts.len(), 1, "the same post on every page counts once");
     assert_eq!(search_requests(&server).await, 6, "1 page needed + 5 spare");
 }
+
+/// A refresh stops paging at the first page that reaches a post it already knows:
+/// with 30 new posts on top, one call instead of three; with none new, one call too.
+#[tokio::test]
+async fn a_refresh_stops_at_the_first_known_post() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", 1).await;
+    let page = |after: Option<&'static str>, body: Value| {
+        let mock = Mock::given(method("GET")).and(path("/search"));
+        let mock = match after {
+            Some(a) => mock.and(query_param("after", a)),
+            None => mock.and(query_param_is_missing("after")),
+        };
+        mock.respond_with(ok_json(body))
+    };
+    page(None, listing(Some("t3_p99"), page_of(0, 100)))
+        .mount(&server)
+        .await;
+    page(Some("t3_p99"), listing(Some("t3_p199"), page_of(100, 100)))
+        .mount(&server)
+        .await;
+    page(Some("t3_p199"), listing(None, page_of(200, 100)))
+        .mount(&server)
+        .await;
+    let reddit = source(&server);
+    let k = Keyword::parse("AI").unwrap();
+    let limit = Limit::parse(250).unwrap();
+    // Known: everything from p30 on (an earlier answer, before p0..p29 were posted).
+    let known: std::collections::HashSet<String> = (30..300).map(|i| format!("p{i}")).collect();
+    let newer = reddit
+        .search_newer(&k, limit, &known, &WorkSlot::unbounded())
+        .await
+        .unwrap()
+        .expect("Reddit can stop early");
+    assert!(newer.reached_known);
+    assert_eq!(newer.posts.len(), 30);
+    assert_eq!(newer.posts[0].id, "p0");
+    assert_eq!(search_requests(&server).await, 1, "one call");
+    // Nothing new: still one call, and no post.
+    let all: std::collections::HashSet<String> = (0..300).map(|i| format!("p{i}")).collect();
+    let nothing = reddit
+        .search_newer(&k, limit, &all, &WorkSlot::unbounded())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(nothing.reached_known && nothing.posts.is_empty());
+    assert_eq!(search_requests(&server).await, 2);
+    // Nothing known: pages as a full search does.
+    let none = std::collections::HashSet::new();
+    let full = reddit
+        .search_newer(&k, limit, &none, &WorkSlot::unbounded())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!full.reached_known);
+    assert_eq!(full.posts.len(), 250);
+    assert_eq!(search_requests(&server).await, 5);
+}

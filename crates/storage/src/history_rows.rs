@@ -1,13 +1,111 @@
-//! Rows of the history queries, shared by the PostgreSQL and SQLite adapters, and
-//! their assembly into the domain's history types. Both adapters select the same
-//! columns (counts cast to BIGINT), so one set of row types decodes either.
+//! The history read side, one implementation for PostgreSQL and SQLite: the queries,
+//! their rows and their assembly into the domain's history types. The dialects differ
+//! in nothing these queries use: counts are cast to BIGINT for one row type to decode
+//! either, and PostgreSQL's `$n` placeholders are named parameters in SQLite, numbered
+//! in order of first use, which each query follows.
 
 use chrono::{DateTime, Utc};
 use moodwire_core::history::{
     in_emotion_order, AnalysisPosts, AnalysisSummary, KeywordMood, ScoredPost,
 };
 use moodwire_core::ports::StoreError;
-use moodwire_core::{excerpt, Emotion, EmotionShare, Post};
+use moodwire_core::{excerpt, Emotion, EmotionShare, Keyword, Post};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use crate::store_error::{store_error, Dialect};
+
+const KEYWORD_MOODS: &str = "SELECT k.keyword, k.display, CAST(k.analyses AS BIGINT) AS analyses,
+        a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
+        e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
+ FROM (SELECT keyword, display, analyses, last_analyzed_at FROM keywords
+       ORDER BY analyses DESC, last_analyzed_at DESC LIMIT $1) k
+ JOIN analyses a ON a.analysis_id = (
+     SELECT analysis_id FROM analyses WHERE keyword = k.keyword
+     ORDER BY analyzed_at DESC, analysis_id DESC LIMIT 1)
+ JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
+ ORDER BY k.analyses DESC, k.last_analyzed_at DESC, k.keyword";
+
+const TREND: &str =
+    "SELECT a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
+        e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
+ FROM (SELECT analysis_id, analyzed_at, post_count FROM analyses WHERE keyword = $1
+       ORDER BY analyzed_at DESC, analysis_id DESC LIMIT $2) a
+ JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
+ ORDER BY a.analyzed_at, a.analysis_id";
+
+const SCORED_POSTS: &str =
+    "SELECT a.analysis_id, a.analyzed_at, p.post_id, p.subreddit, p.created_at,
+        p.title, p.body, p.permalink, r.label, r.score
+ FROM (SELECT analysis_id, analyzed_at FROM analyses
+       WHERE keyword = $1 AND NOT recovered AND post_count > 0
+       ORDER BY analyzed_at DESC, analysis_id DESC LIMIT 1) a
+ JOIN predictions r ON r.analysis_id = a.analysis_id
+ JOIN posts p ON p.post_id = r.post_id
+ ORDER BY r.score, p.post_id LIMIT $2";
+
+/// The history queries on a pool of either dialect.
+pub(crate) struct HistoryQueries<'a, DB: Database> {
+    pub pool: &'a Pool<DB>,
+    pub dialect: Dialect,
+}
+
+impl<DB> HistoryQueries<'_, DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'r> MoodRow: FromRow<'r, DB::Row>,
+    for<'r> SummaryRow: FromRow<'r, DB::Row>,
+    for<'r> ScoredPostRow: FromRow<'r, DB::Row>,
+{
+    pub async fn keyword_moods(&self, max: usize) -> Result<Vec<KeywordMood>, StoreError> {
+        let rows = sqlx::query_as::<DB, MoodRow>(KEYWORD_MOODS)
+            .bind(max as i64)
+            .fetch_all(self.pool)
+            .await
+            .map_err(store_error(
+                self.dialect,
+                "cannot read keywords from the store",
+            ))?;
+        moods(rows)
+    }
+
+    pub async fn trend(
+        &self,
+        keyword: &Keyword,
+        points: usize,
+    ) -> Result<Vec<AnalysisSummary>, StoreError> {
+        let rows = sqlx::query_as::<DB, SummaryRow>(TREND)
+            .bind(keyword.normalized())
+            .bind(points as i64)
+            .fetch_all(self.pool)
+            .await
+            .map_err(store_error(
+                self.dialect,
+                "cannot read analyses from the store",
+            ))?;
+        summaries(&rows)
+    }
+
+    pub async fn scored_posts(
+        &self,
+        keyword: &Keyword,
+        max: usize,
+    ) -> Result<Option<AnalysisPosts>, StoreError> {
+        let rows = sqlx::query_as::<DB, ScoredPostRow>(SCORED_POSTS)
+            .bind(keyword.normalized())
+            .bind(max as i64)
+            .fetch_all(self.pool)
+            .await
+            .map_err(store_error(
+                self.dialect,
+                "cannot read posts from the store",
+            ))?;
+        analysis_posts(rows)
+    }
+}
 
 /// An emotion row of an analysis, with the analysis's own columns.
 #[derive(sqlx::FromRow)]
@@ -63,7 +161,7 @@ fn share(row: &SummaryRow) -> Result<EmotionShare, StoreError> {
 }
 
 /// Groups emotion rows, ordered by analysis, into one summary per analysis.
-pub(crate) fn summaries(rows: &[SummaryRow]) -> Result<Vec<AnalysisSummary>, StoreError> {
+fn summaries(rows: &[SummaryRow]) -> Result<Vec<AnalysisSummary>, StoreError> {
     let mut out: Vec<AnalysisSummary> = Vec::new();
     let mut start = 0;
     while start < rows.len() {
@@ -87,7 +185,7 @@ pub(crate) fn summaries(rows: &[SummaryRow]) -> Result<Vec<AnalysisSummary>, Sto
 }
 
 /// Groups mood rows, ordered by keyword, into one mood per keyword.
-pub(crate) fn moods(rows: Vec<MoodRow>) -> Result<Vec<KeywordMood>, StoreError> {
+fn moods(rows: Vec<MoodRow>) -> Result<Vec<KeywordMood>, StoreError> {
     let mut registry: Vec<(String, String, i64)> = Vec::new();
     let mut summary_rows = Vec::with_capacity(rows.len());
     for row in rows {
@@ -110,9 +208,7 @@ pub(crate) fn moods(rows: Vec<MoodRow>) -> Result<Vec<KeywordMood>, StoreError> 
         .collect())
 }
 
-pub(crate) fn analysis_posts(
-    rows: Vec<ScoredPostRow>,
-) -> Result<Option<AnalysisPosts>, StoreError> {
+fn analysis_posts(rows: Vec<ScoredPostRow>) -> Result<Option<AnalysisPosts>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };

@@ -18,9 +18,9 @@ use moodwire_core::ports::{Store, StoreError};
 
 pub use journal::{Journal, JournalFeed};
 pub use kafka::{KafkaConfig, KafkaFeed, KafkaForwarder};
-pub use memory_cache::MemoryCache;
+pub use memory_cache::{MemoryCache, MemoryPredictions};
 pub use postgres_store::PostgresStore;
-pub use redis_cache::{RedisCache, RedisCacheConfig};
+pub use redis_cache::{RedisBudget, RedisCache, RedisCacheConfig};
 pub use sqlite_store::SqliteStore;
 
 /// The store a `DATABASE_URL` names: `postgres://…` / `postgresql://…`, or
@@ -31,4 +31,13 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else {
         Ok(Arc::new(SqliteStore::open(url).await?))
     }
+}
+
+/// Registers the help text of the metrics this crate records (call once, after the
+/// recorder is installed).
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "moodwire_events_forwarded_total",
+        "Events of the local journal the Kafka broker acknowledged."
+    );
 }

@@ -5,12 +5,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::future::Cache;
 
-use moodwire_core::ports::{CacheError, ResultCache};
+use moodwire_core::ports::{CacheError, KnownPosts, PredictionCache, Probabilities, ResultCache};
 use moodwire_core::Analysis;
 
 /// The embedded default cache: in-process, with a TTL and a bound on entries.
 pub struct MemoryCache {
     entries: Cache<String, Arc<Analysis>>,
+    /// Each keyword's known posts, for refreshes; bounded in bytes.
+    known: moka::sync::Cache<String, Arc<KnownPosts>>,
     /// Questions per keyword; moka's TinyLFU keeps the popular ones when it is full.
     queries: moka::sync::Cache<String, Arc<AtomicU64>>,
 }
@@ -22,11 +24,21 @@ impl MemoryCache {
     /// Keywords whose query counts are kept.
     const MAX_COUNTED_KEYWORDS: u64 = 10_000;
 
+    /// Memory for the keywords' known posts: about 90 keywords of 1,000 posts.
+    const KNOWN_POSTS_BYTES: u64 = 64 << 20;
+
     pub fn new(ttl: Duration, max_entries: u64) -> Self {
         MemoryCache {
             entries: Cache::builder()
                 .max_capacity(max_entries)
                 .time_to_live(ttl)
+                .build(),
+            known: moka::sync::Cache::builder()
+                .max_capacity(Self::KNOWN_POSTS_BYTES)
+                .weigher(|key: &String, known: &Arc<KnownPosts>| {
+                    u32::try_from(key.len() + known_posts_bytes(known)).unwrap_or(u32::MAX)
+                })
+                .time_to_live(KNOWN_POSTS_TTL)
                 .build(),
             queries: moka::sync::Cache::new(Self::MAX_COUNTED_KEYWORDS),
         }
@@ -64,6 +76,15 @@ impl ResultCache for MemoryCache {
         Ok(counts)
     }
 
+    async fn known_posts(&self, key: &str) -> Result<Option<KnownPosts>, CacheError> {
+        Ok(self.known.get(key).map(|k| KnownPosts::clone(&k)))
+    }
+
+    async fn put_known_posts(&self, key: &str, known: &KnownPosts) -> Result<(), CacheError> {
+        self.known.insert(key.to_string(), Arc::new(known.clone()));
+        Ok(())
+    }
+
     /// The cursor is an offset into moka's iteration order.
     async fn scan(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Analysis>), CacheError> {
         let page: Vec<Analysis> = self
@@ -79,6 +100,73 @@ impl ResultCache for MemoryCache {
             cursor + page.len() as u64
         };
         Ok((next, page))
+    }
+}
+
+/// How long a keyword's known posts are kept: past the service's full-refresh period
+/// they are not used anyway.
+pub(crate) const KNOWN_POSTS_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// About what a keyword's known posts take in memory.
+fn known_posts_bytes(known: &KnownPosts) -> usize {
+    known
+        .posts
+        .iter()
+        .map(|c| {
+            let p = &c.post;
+            p.id.len()
+                + p.subreddit.len()
+                + p.author.len()
+                + p.title.len()
+                + p.selftext.len()
+                + p.permalink.len()
+                + 160
+        })
+        .sum()
+}
+
+/// The embedded prediction cache: in-process, bounded in bytes (a post's entry is its
+/// key, about 100 bytes, and 24 bytes of probabilities).
+pub struct MemoryPredictions {
+    entries: moka::sync::Cache<String, Probabilities>,
+}
+
+impl MemoryPredictions {
+    /// 64 MiB: about half a million posts.
+    pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+
+    pub fn new(max_bytes: u64) -> Self {
+        MemoryPredictions {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|key: &String, _: &Probabilities| {
+                    // The key, the value and moka's own bookkeeping, about 64 bytes.
+                    u32::try_from(key.len() + std::mem::size_of::<Probabilities>() + 64)
+                        .unwrap_or(u32::MAX)
+                })
+                .build(),
+        }
+    }
+}
+
+impl MemoryPredictions {
+    /// Forgets every prediction (benchmarks of cold analyses).
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+}
+
+#[async_trait]
+impl PredictionCache for MemoryPredictions {
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Probabilities>>, CacheError> {
+        Ok(keys.iter().map(|k| self.entries.get(k)).collect())
+    }
+
+    async fn put_many(&self, entries: &[(String, Probabilities)]) -> Result<(), CacheError> {
+        for (key, probabilities) in entries {
+            self.entries.insert(key.clone(), *probabilities);
+        }
+        Ok(())
     }
 }
 

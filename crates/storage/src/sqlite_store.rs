@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::dead_letter_rows::{self, DeadLetterRow};
-use crate::history_rows::{self, MoodRow, ScoredPostRow, SummaryRow};
+use crate::history_rows::HistoryQueries;
 use crate::rows::Rows;
 use crate::store_error::Dialect;
 
@@ -46,6 +46,13 @@ pub(crate) async fn sqlite_pool(options: SqliteConnectOptions) -> Result<SqliteP
 }
 
 impl SqliteStore {
+    fn queries(&self) -> HistoryQueries<'_, Sqlite> {
+        HistoryQueries {
+            pool: &self.pool,
+            dialect: Dialect::Sqlite,
+        }
+    }
+
     /// Opens (creating it and its folder when missing) the store at `sqlite://PATH` or a path.
     pub async fn open(url_or_path: &str) -> Result<Self, StoreError> {
         let options = if url_or_path.starts_with("sqlite:") {
@@ -311,23 +318,7 @@ impl Store for SqliteStore {
 #[async_trait]
 impl History for SqliteStore {
     async fn keyword_moods(&self, max: usize) -> Result<Vec<KeywordMood>, StoreError> {
-        let rows = sqlx::query_as::<_, MoodRow>(
-            "SELECT k.keyword, k.display, CAST(k.analyses AS BIGINT) AS analyses,
-                    a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
-                    e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
-             FROM (SELECT keyword, display, analyses, last_analyzed_at FROM keywords
-                   ORDER BY analyses DESC, last_analyzed_at DESC LIMIT ?1) k
-             JOIN analyses a ON a.analysis_id = (
-                 SELECT analysis_id FROM analyses WHERE keyword = k.keyword
-                 ORDER BY analyzed_at DESC, analysis_id DESC LIMIT 1)
-             JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
-             ORDER BY k.analyses DESC, k.last_analyzed_at DESC, k.keyword",
-        )
-        .bind(max as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error("cannot read keywords from SQLite"))?;
-        history_rows::moods(rows)
+        self.queries().keyword_moods(max).await
     }
 
     async fn trend(
@@ -335,20 +326,7 @@ impl History for SqliteStore {
         keyword: &Keyword,
         points: usize,
     ) -> Result<Vec<AnalysisSummary>, StoreError> {
-        let rows = sqlx::query_as::<_, SummaryRow>(
-            "SELECT a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
-                    e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
-             FROM (SELECT analysis_id, analyzed_at, post_count FROM analyses WHERE keyword = ?1
-                   ORDER BY analyzed_at DESC, analysis_id DESC LIMIT ?2) a
-             JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
-             ORDER BY a.analyzed_at, a.analysis_id",
-        )
-        .bind(keyword.normalized())
-        .bind(points as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error("cannot read analyses from SQLite"))?;
-        history_rows::summaries(&rows)
+        self.queries().trend(keyword, points).await
     }
 
     async fn scored_posts(
@@ -356,21 +334,6 @@ impl History for SqliteStore {
         keyword: &Keyword,
         max: usize,
     ) -> Result<Option<AnalysisPosts>, StoreError> {
-        let rows = sqlx::query_as::<_, ScoredPostRow>(
-            "SELECT a.analysis_id, a.analyzed_at, p.post_id, p.subreddit, p.created_at,
-                    p.title, p.body, p.permalink, r.label, r.score
-             FROM (SELECT analysis_id, analyzed_at FROM analyses
-                   WHERE keyword = ?1 AND recovered = 0 AND post_count > 0
-                   ORDER BY analyzed_at DESC, analysis_id DESC LIMIT 1) a
-             JOIN predictions r ON r.analysis_id = a.analysis_id
-             JOIN posts p ON p.post_id = r.post_id
-             ORDER BY r.score, p.post_id LIMIT ?2",
-        )
-        .bind(keyword.normalized())
-        .bind(max as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error("cannot read posts from SQLite"))?;
-        history_rows::analysis_posts(rows)
+        self.queries().scored_posts(keyword, max).await
     }
 }

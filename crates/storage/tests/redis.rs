@@ -221,3 +221,45 @@ async fn a_bad_url_is_a_clear_error() {
         .unwrap();
     assert!(err.to_string().contains("REDIS_URL"), "{err}");
 }
+
+/// Predictions go to Redis in one pipeline and come back in one MGET, under the prefix,
+/// with their own TTL; recovery's scan never mistakes them for analyses.
+#[tokio::test]
+async fn keeps_post_predictions_apart_from_analyses() {
+    use moodwire_core::ports::PredictionCache;
+    let server = RedisServer::start_on(RedisServer::free_port());
+    let mut settings = config("preds:");
+    settings.prediction_ttl = Duration::from_secs(600);
+    let cache = RedisCache::new(&server.url(), settings).await.unwrap();
+    let entries: Vec<(String, [f32; 6])> = (0..300)
+        .map(|i| {
+            (
+                format!("m:p{i}:abc"),
+                [i as f32 / 300.0, 0.1, 0.2, 0.3, 0.0, 0.4],
+            )
+        })
+        .collect();
+    cache.put_many(&entries).await.unwrap();
+    cache.put("m:10:ai", &analysis("ai")).await.unwrap();
+    let mut keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+    keys.push("m:unknown:abc".into());
+    let got = cache.get_many(&keys).await.unwrap();
+    assert_eq!(got.len(), 301);
+    assert_eq!(got[7], Some(entries[7].1));
+    assert_eq!(got[300], None);
+
+    let mut redis = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("preds:post:m:p7:abc")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!((1..=600).contains(&ttl), "{ttl}");
+    let (_, page) = cache.scan(0, 1000).await.unwrap();
+    assert_eq!(page.len(), 1, "only the analysis");
+    assert_eq!(page[0].keyword, "ai");
+}

@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
 use moodwire_core::ports::{
-    CacheError, DeadLetter, EventBatch, EventFeed, EventLog, EventLogError, History, LogPosition,
-    ResultCache, SaveReport, Store, StoreError, StoredDeadLetter,
+    CacheError, DeadLetter, EventBatch, EventFeed, EventLog, EventLogError, History, KnownPosts,
+    LogPosition, PredictionCache, Probabilities, ResultCache, SaveReport, Store, StoreError,
+    StoredDeadLetter,
 };
 use moodwire_core::{
     aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Post, PostsSource, Prediction,
@@ -85,14 +86,26 @@ pub fn event(id: &str, keyword: &str, n: usize) -> AnalysisRecorded {
 
 // ---------------------------------------------------------------- result cache
 
-/// A result cache in a map; `top_queried` answers what the test put there.
+/// A result cache in a map; `top_queried` answers what the test put there. Made
+/// with [`MapCache::shared`], it grants each claim to one holder at a time, as a cache
+/// that several processes share does.
 #[derive(Default)]
 pub struct MapCache {
     entries: Mutex<HashMap<String, Analysis>>,
     top: Mutex<Vec<(String, u64)>>,
+    claims: Option<Mutex<std::collections::HashSet<String>>>,
+    known: Mutex<HashMap<String, KnownPosts>>,
 }
 
 impl MapCache {
+    /// A cache shared by several services, as Redis is by replicas.
+    pub fn shared() -> Self {
+        MapCache {
+            claims: Some(Mutex::default()),
+            ..MapCache::default()
+        }
+    }
+
     /// The most-queried keywords the cache reports.
     pub fn with_top_queried(self, top: &[(&str, u64)]) -> Self {
         *locked(&self.top) = top.iter().map(|(k, n)| (k.to_string(), *n)).collect();
@@ -126,6 +139,25 @@ impl ResultCache for MapCache {
     async fn top_queried(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
         Ok(locked(&self.top).iter().take(n).cloned().collect())
     }
+    async fn known_posts(&self, key: &str) -> Result<Option<KnownPosts>, CacheError> {
+        Ok(locked(&self.known).get(key).cloned())
+    }
+    async fn put_known_posts(&self, key: &str, known: &KnownPosts) -> Result<(), CacheError> {
+        locked(&self.known).insert(key.to_string(), known.clone());
+        Ok(())
+    }
+    async fn claim(&self, key: &str, _: Duration) -> Result<bool, CacheError> {
+        Ok(match &self.claims {
+            Some(claims) => locked(claims).insert(key.to_string()),
+            None => true,
+        })
+    }
+    async fn release(&self, key: &str) -> Result<(), CacheError> {
+        if let Some(claims) = &self.claims {
+            locked(claims).remove(key);
+        }
+        Ok(())
+    }
 }
 
 /// A cache that fails every call, like a Redis that is down.
@@ -147,6 +179,49 @@ impl ResultCache for BrokenCache {
     }
     async fn top_queried(&self, _: usize) -> Result<Vec<(String, u64)>, CacheError> {
         Err(CacheError("down".into()))
+    }
+}
+
+/// A prediction cache in a map; `set_broken(true)` makes it fail every call.
+#[derive(Default)]
+pub struct MapPredictions {
+    entries: Mutex<HashMap<String, Probabilities>>,
+    broken: AtomicBool,
+}
+
+impl MapPredictions {
+    pub fn len(&self) -> usize {
+        locked(&self.entries).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn set_broken(&self, broken: bool) {
+        self.broken.store(broken, Ordering::SeqCst);
+    }
+
+    fn available(&self) -> Result<(), CacheError> {
+        if self.broken.load(Ordering::SeqCst) {
+            Err(CacheError("down".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl PredictionCache for MapPredictions {
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Probabilities>>, CacheError> {
+        self.available()?;
+        let entries = locked(&self.entries);
+        Ok(keys.iter().map(|k| entries.get(k).copied()).collect())
+    }
+    async fn put_many(&self, new: &[(String, Probabilities)]) -> Result<(), CacheError> {
+        self.available()?;
+        locked(&self.entries).extend(new.iter().cloned());
+        Ok(())
     }
 }
 

@@ -22,24 +22,42 @@ impl SystemCpu {
     /// Weight of the newest sample: about a 5-sample (5 s) window.
     const ALPHA: f32 = 0.33;
 
-    /// Starts sampling. Until the first sample is in, the machine counts as busy (100 %).
+    /// Starts sampling. Until the first sample is in (a second), the machine counts as
+    /// busy (100 %): a long-running job can wait that long.
     pub fn start() -> std::io::Result<Self> {
-        let smoothed = Arc::new(AtomicU32::new(100f32.to_bits()));
+        Self::spawn(None, sysinfo_sampler())
+    }
+
+    /// Takes a first reading (over a second) before returning, then samples as
+    /// [`SystemCpu::start`] does: for one-shot commands (`moodwire warm`), which decide
+    /// at once and must not read the placeholder as a busy machine.
+    pub fn start_measured() -> std::io::Result<Self> {
+        let mut sample = sysinfo_sampler();
+        let first = sample();
+        Self::spawn(Some(first), sample)
+    }
+
+    /// Samples with `sample` (blocking a second each time) on a thread of its own,
+    /// starting the average at `first` when there is one.
+    fn spawn(
+        first: Option<f32>,
+        mut sample: impl FnMut() -> f32 + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let smoothed = Arc::new(AtomicU32::new(first.unwrap_or(100.0).to_bits()));
+        if let Some(first) = first {
+            metrics::gauge!("moodwire_cpu_percent").set(f64::from(first));
+        }
         let shared = Arc::downgrade(&smoothed);
         std::thread::Builder::new()
             .name("moodwire-cpu".into())
             .spawn(move || {
-                let mut system = sysinfo::System::new();
-                system.refresh_cpu_usage();
-                let mut average: Option<f32> = None;
+                let mut average = first;
                 loop {
-                    std::thread::sleep(Self::SAMPLE_EVERY);
+                    let sample = sample();
                     // The gauge was dropped: stop sampling.
                     let Some(shared) = shared.upgrade() else {
                         return;
                     };
-                    system.refresh_cpu_usage();
-                    let sample = system.global_cpu_usage().clamp(0.0, 100.0);
                     let next = match average {
                         None => sample,
                         Some(a) => a + Self::ALPHA * (sample - a),
@@ -50,6 +68,17 @@ impl SystemCpu {
                 }
             })?;
         Ok(SystemCpu { smoothed })
+    }
+}
+
+/// The machine's CPU use over the next [`SystemCpu::SAMPLE_EVERY`], each call.
+fn sysinfo_sampler() -> impl FnMut() -> f32 + Send + 'static {
+    let mut system = sysinfo::System::new();
+    system.refresh_cpu_usage();
+    move || {
+        std::thread::sleep(SystemCpu::SAMPLE_EVERY);
+        system.refresh_cpu_usage();
+        system.global_cpu_usage().clamp(0.0, 100.0)
     }
 }
 
@@ -109,6 +138,25 @@ mod tests {
         std::fs::write(&path, "250").unwrap();
         assert_eq!(gauge.percent(), 100.0);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What `moodwire warm` depends on: a measured gauge answers its first reading at
+    /// once, never the busy placeholder; a started one answers the placeholder until
+    /// its first sample.
+    #[test]
+    fn a_measured_gauge_answers_a_real_reading_at_once() {
+        let quiet = || {
+            std::thread::sleep(Duration::from_millis(200));
+            7.5
+        };
+        let measured = SystemCpu::spawn(Some(7.5), quiet).unwrap();
+        assert_eq!(measured.percent(), 7.5);
+        let started = SystemCpu::spawn(None, quiet).unwrap();
+        assert_eq!(started.percent(), 100.0);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(started.percent(), 7.5);
+        let real = SystemCpu::start_measured().unwrap();
+        assert!((0.0..=100.0).contains(&real.percent()));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use moodwire_core::ports::{
-    DeadLetter, EventBatch, EventFeed, EventLogError, SaveReport, Store, StoreError,
+    Backlog, DeadLetter, EventBatch, EventFeed, EventLogError, SaveReport, Store, StoreError,
 };
 use moodwire_core::AnalysisRecorded;
 
@@ -133,6 +133,9 @@ pub struct IdleSync {
     cpu: Arc<dyn CpuGauge>,
     config: SyncConfig,
     recovery: Option<Recovery>,
+    /// The backlog as last seen, in /metrics and for whoever listens (readiness).
+    backlog: Backlog,
+    progress: Option<tokio::sync::watch::Sender<Option<Backlog>>>,
 }
 
 impl IdleSync {
@@ -148,7 +151,18 @@ impl IdleSync {
             cpu,
             config,
             recovery: None,
+            backlog: Backlog {
+                events: 0,
+                oldest_age: None,
+            },
+            progress: None,
         }
+    }
+
+    /// Also publishes the backlog (events, oldest age) to `progress` as it is seen.
+    pub fn with_progress(mut self, progress: tokio::sync::watch::Sender<Option<Backlog>>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Also runs `recovery` every `config.recovery_every`, once the log is drained (so
@@ -172,7 +186,7 @@ impl IdleSync {
         let mut report = PassReport::default();
         // Asking for the backlog costs broker round trips: once before, once after.
         if self.report_backlog().await? == 0 {
-            set_oldest_age(None);
+            self.set_oldest_age(None);
             return Ok(report);
         }
         let mut wait = self.config.batch_wait;
@@ -191,7 +205,7 @@ impl IdleSync {
             self.store_batch(batch, &mut report).await?;
         }
         if self.report_backlog().await? == 0 {
-            set_oldest_age(None);
+            self.set_oldest_age(None);
         }
         Ok(report)
     }
@@ -208,7 +222,7 @@ impl IdleSync {
                 .next_batch(self.config.overdue_batch, Duration::from_millis(500))
                 .await?;
             let oldest = oldest_age(&batch);
-            set_oldest_age(oldest);
+            self.set_oldest_age(oldest);
             let overdue = !batch.unreadable.is_empty()
                 || oldest.is_some_and(|age| age > self.config.max_delay);
             if !overdue {
@@ -270,7 +284,23 @@ impl IdleSync {
     async fn report_backlog(&mut self) -> Result<u64, EventLogError> {
         let backlog = self.feed.backlog().await?;
         metrics::gauge!("moodwire_sync_backlog_events").set(backlog as f64);
+        self.backlog.events = backlog;
+        self.publish();
         Ok(backlog)
+    }
+
+    /// The age of the oldest event waiting to be synced (none: nothing waits).
+    fn set_oldest_age(&mut self, age: Option<Duration>) {
+        let age = age.unwrap_or_default();
+        metrics::gauge!("moodwire_sync_oldest_event_age_seconds").set(age.as_secs_f64());
+        self.backlog.oldest_age = Some(age);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        if let Some(progress) = &self.progress {
+            progress.send_replace(Some(self.backlog));
+        }
     }
 
     /// Syncs whenever the CPU is idle, and overdue events whatever the CPU, until
@@ -298,7 +328,7 @@ impl IdleSync {
                 // what is overdue is stored anyway.
                 match self.report_backlog().await {
                     Ok(0) => {
-                        set_oldest_age(None);
+                        self.set_oldest_age(None);
                         Ok(false)
                     }
                     Ok(_) if tokio::time::Instant::now() >= next_overdue_check => {
@@ -338,12 +368,6 @@ impl IdleSync {
 fn oldest_age(batch: &EventBatch) -> Option<Duration> {
     let oldest = batch.events.iter().map(|e| e.analysis.analyzed_at).min()?;
     Some((Utc::now() - oldest).to_std().unwrap_or_default())
-}
-
-/// The age of the oldest event waiting to be synced (0: none waits).
-fn set_oldest_age(age: Option<Duration>) {
-    metrics::gauge!("moodwire_sync_oldest_event_age_seconds")
-        .set(age.unwrap_or_default().as_secs_f64());
 }
 
 /// Each dead letter is a WARN with its analysis and why, and a count in /metrics.

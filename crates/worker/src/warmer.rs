@@ -37,6 +37,10 @@ pub struct WarmConfig {
     /// Trending compares posts of the last `recent_window` with the `background_window` before it.
     pub recent_window: Duration,
     pub background_window: Duration,
+    /// Most post texts read from the store for each window (a sample is enough to see
+    /// a word rise; all of a week's posts could be millions).
+    pub recent_posts: usize,
+    pub background_posts: usize,
     /// Time between cycles in the background loop.
     pub every: Duration,
 }
@@ -55,6 +59,8 @@ impl Default for WarmConfig {
             trending: TrendingConfig::default(),
             recent_window: Duration::from_secs(6 * 3600),
             background_window: Duration::from_secs(7 * 24 * 3600),
+            recent_posts: 5_000,
+            background_posts: 20_000,
             every: Duration::from_secs(60),
         }
     }
@@ -129,10 +135,13 @@ impl Warmer {
         let recent_from = now - self.config.recent_window.as_secs() as i64;
         let background_from = recent_from - self.config.background_window.as_secs() as i64;
         let texts = async {
-            let recent = self.store.post_texts(recent_from, now + 1, 5_000).await?;
+            let recent = self
+                .store
+                .post_texts(recent_from, now + 1, self.config.recent_posts)
+                .await?;
             let background = self
                 .store
-                .post_texts(background_from, recent_from, 20_000)
+                .post_texts(background_from, recent_from, self.config.background_posts)
                 .await?;
             Ok::<_, moodwire_core::ports::StoreError>((recent, background))
         };

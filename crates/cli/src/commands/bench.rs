@@ -10,10 +10,11 @@ use moodwire_core::service::{AnalysisService, Served};
 use moodwire_core::{Keyword, Limit};
 use moodwire_model::Engine;
 use moodwire_server::{router, serve, AppState};
+use moodwire_storage::{MemoryCache, MemoryPredictions};
 use serde::Serialize;
 
 use crate::model_args::resolve;
-use crate::wiring::PipelineArgs;
+use crate::wiring::{Caches, PipelineArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -89,8 +90,16 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
 
     let keyword = Keyword::parse(&args.keyword)?;
     rows.extend(runtime.block_on(async {
-        let service = args.pipeline.build().await?.service;
-        end_to_end(service, &keyword, args.repeats, args.hits).await
+        let predictions = Arc::new(MemoryPredictions::new(MemoryPredictions::DEFAULT_MAX_BYTES));
+        let caches = Caches {
+            results: Arc::new(MemoryCache::new(Duration::from_secs(3600), 100_000)),
+            predictions: predictions.clone(),
+            redis: None,
+        };
+        let service = args.pipeline.build_with(caches).await?.service;
+        let mut rows = refreshes(&service, &predictions, &keyword, args.repeats).await?;
+        rows.extend(end_to_end(service, &keyword, args.hits).await?);
+        anyhow::Ok(rows)
     })?);
 
     if args.json {
@@ -151,27 +160,59 @@ fn whole_corpus(engine: &mut Engine, texts: &[String]) -> anyhow::Result<Row> {
     ))
 }
 
-/// Cold analyses (fresh service cache each time is not possible, so distinct
-/// limits make distinct cache keys), then cache hits in-process and over HTTP.
+/// Analyses of 250 sample posts whose posts are all new (cold), 20 % new, or none
+/// new (each post's prediction known from an earlier analysis of more or fewer of
+/// them), side by side. Distinct limits make distinct result-cache keys.
+async fn refreshes(
+    service: &AnalysisService,
+    predictions: &MemoryPredictions,
+    keyword: &Keyword,
+    repeats: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let (mut cold, mut some_new, mut none_new) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..repeats.max(1) as i64 {
+        // Limits 250..: never asked before in this run.
+        predictions.clear();
+        cold.push(timed_miss(service, keyword, 250 + 3 * i).await?);
+        // The first 200 of the 250 known: 50 new (20 %).
+        predictions.clear();
+        timed_miss(service, keyword, 200 + i).await?;
+        some_new.push(timed_miss(service, keyword, 251 + 3 * i).await?);
+        // All 250 known.
+        timed_miss(service, keyword, 500 + i).await?;
+        none_new.push(timed_miss(service, keyword, 252 + 3 * i).await?);
+    }
+    Ok(vec![
+        row("analysis: 250 posts, all new (cold)", &cold, 1, "analyses"),
+        row("analysis: 250 posts, 20 % new", &some_new, 1, "analyses"),
+        row("analysis: 250 posts, none new", &none_new, 1, "analyses"),
+    ])
+}
+
+/// One analysis that must miss the result cache, timed.
+async fn timed_miss(
+    service: &AnalysisService,
+    keyword: &Keyword,
+    limit: i64,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let (analysis, served) = service.analyze(keyword, Limit::parse(limit)?).await?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(served == Served::Inference, "expected a cache miss");
+    anyhow::ensure!(
+        analysis.count as i64 >= limit.min(250),
+        "keyword {keyword} matches only {} sample posts; pick another",
+        analysis.count
+    );
+    Ok(elapsed)
+}
+
+/// Cache hits in-process and over HTTP (of the 250-post analysis `refreshes` made).
 async fn end_to_end(
     service: Arc<AnalysisService>,
     keyword: &Keyword,
-    repeats: usize,
     hits: usize,
 ) -> anyhow::Result<Vec<Row>> {
-    let mut cold = Vec::new();
-    for i in 0..repeats.max(1) {
-        let limit = Limit::parse(250 + i as i64)?;
-        let started = Instant::now();
-        let (analysis, served) = service.analyze(keyword, limit).await?;
-        cold.push(started.elapsed());
-        anyhow::ensure!(served == Served::Inference, "expected a cache miss");
-        anyhow::ensure!(
-            analysis.count >= 250,
-            "keyword {keyword} matches only {} sample posts; pick another",
-            analysis.count
-        );
-    }
     let limit = Limit::parse(250)?;
     let mut in_process = Vec::with_capacity(hits);
     for _ in 0..hits {
@@ -197,7 +238,12 @@ async fn end_to_end(
         let mut times = Vec::with_capacity(hits);
         for _ in 0..hits {
             let started = Instant::now();
-            let response = client.post(&url).body(body.clone()).send().await?;
+            let response = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await?;
             anyhow::ensure!(response.status() == 200, "HTTP {}", response.status());
             response.bytes().await?;
             times.push(started.elapsed());
@@ -205,12 +251,6 @@ async fn end_to_end(
         http.push(times);
     }
     Ok(vec![
-        row(
-            "analysis: cold, 250 sample posts (in-process)",
-            &cold,
-            1,
-            "analyses",
-        ),
         row(
             "analysis: cache hit (in-process)",
             &in_process,

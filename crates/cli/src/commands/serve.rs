@@ -51,10 +51,11 @@ pub struct Args {
 pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     // Secrets are not part of `args` (see RedditArgs), so the whole configuration can print.
     tracing::info!(config = ?args, source = ?args.pipeline.source(), "starting moodwire serve");
+    crate::telemetry::install_metrics();
     runtime.block_on(async move {
         let mut pipeline = args.pipeline.build().await?;
         let service = Arc::clone(&pipeline.service);
-        let (background, store) = Background::start(
+        let background = Background::start(
             &mut pipeline,
             &args.worker,
             &args.pipeline.events,
@@ -79,7 +80,8 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         }
         let state = AppState::new(service, Duration::from_secs(args.request_timeout_secs))
             .with_access(access)
-            .with_store(store);
+            .with_store(background.store.clone())
+            .with_backlog(background.backlog.clone());
         let grace = Duration::from_secs(args.shutdown_grace_secs);
         let limits = ConnectionLimits {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),

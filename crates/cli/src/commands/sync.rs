@@ -69,7 +69,7 @@ async fn sync_now(args: &Args, store: Arc<dyn Store>, events: &Events) -> anyhow
         args.worker.sync_config(),
     );
     let pass = sync.pass(false).await?;
-    let recovered = Recovery::new(args.cache.open().await?, store)
+    let recovered = Recovery::new(args.cache.open().await?.results, store)
         .pass()
         .await?;
     Ok(json!({

@@ -23,7 +23,7 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         let warmer = Warmer::new(
             pipeline.service,
             store,
-            args.worker.cpu()?,
+            args.worker.cpu_measured()?,
             args.worker.seeds(),
             args.worker.warm_config(&args.pipeline.cache),
         );

@@ -35,7 +35,7 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
             None => None,
         };
         let mut pipeline = args.pipeline.build().await?;
-        let (background, _) = Background::start(
+        let background = Background::start(
             &mut pipeline,
             &args.worker,
             &args.pipeline.events,
@@ -77,7 +77,7 @@ async fn serve_metrics(
             .context("the metrics listener has no address")?
     );
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = moodwire_server::ops_router(moodwire_server::observability::prometheus());
+    let app = moodwire_server::ops_router(crate::telemetry::install_metrics());
     let server = tokio::spawn(moodwire_server::serve(
         listener,
         app,

@@ -104,6 +104,8 @@ pub struct RedditConfig {
     pub max_retries: u32,
     /// The first backoff; each retry doubles it.
     pub retry_base_delay: Duration,
+    /// Calls a minute the app may make (Reddit's 100, unless Reddit says otherwise).
+    pub calls_per_minute: u32,
 }
 
 impl RedditConfig {
@@ -138,6 +140,7 @@ impl RedditConfig {
             fetch_timeout: Duration::from_secs(45),
             max_retries: 3,
             retry_base_delay: Duration::from_millis(250),
+            calls_per_minute: super::rate_limit::REQUESTS_PER_WINDOW,
         })
     }
 }

@@ -6,13 +6,14 @@ mod config;
 mod rate_limit;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use moodwire_core::ports::{PostSource, SourceError, WorkSlot};
+use moodwire_core::ports::{CallBudget, Newer, PostSource, SourceError, WorkSlot};
 use moodwire_core::{Keyword, Limit, Post, PostsSource};
 
 pub use config::{ConfigError, RedditConfig, Secret, UserAgent};
@@ -28,7 +29,10 @@ pub struct RedditSource {
     config: RedditConfig,
     http: reqwest::Client,
     tokens: TokenCache,
+    /// This process's view of the app's budget (fast, corrected by Reddit's headers).
     budget: RateBudget,
+    /// The budget every replica shares (Redis), when there are replicas to share with.
+    shared_budget: Option<Arc<dyn CallBudget>>,
     search_url: Url,
 }
 
@@ -100,6 +104,7 @@ enum Attempt {
 
 impl RedditSource {
     pub fn new(config: RedditConfig) -> Result<Self, SourceError> {
+        let calls_per_minute = config.calls_per_minute;
         let http = reqwest::Client::builder()
             .user_agent(config.user_agent.as_str())
             .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
@@ -116,9 +121,48 @@ impl RedditSource {
             config,
             http,
             tokens: TokenCache::new(),
-            budget: RateBudget::default(),
+            budget: RateBudget::new(calls_per_minute),
+            shared_budget: None,
             search_url,
         })
+    }
+
+    /// Counts calls in `budget` too, which every replica of the app shares: N replicas
+    /// together stay within Reddit's budget.
+    pub fn with_shared_budget(mut self, budget: Arc<dyn CallBudget>) -> Self {
+        self.shared_budget = Some(budget);
+        self
+    }
+
+    /// Takes one call from the shared budget; a budget that cannot be reached leaves
+    /// only this process's own (which Reddit's headers keep honest).
+    async fn take_shared(&self) -> Result<(), SourceError> {
+        let Some(shared) = &self.shared_budget else {
+            return Ok(());
+        };
+        match shared.take().await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => {
+                metrics::counter!("moodwire_reddit_requests_total", "outcome" => "budget_spent")
+                    .increment(1);
+                Err(SourceError::RateLimited {
+                    retry_after: Some(wait.max(Duration::from_secs(1))),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared Reddit budget cannot be read; counting this process's calls only");
+                Ok(())
+            }
+        }
+    }
+
+    /// Tells the shared budget what Reddit says is left.
+    async fn observe_shared(&self, remaining: u32, reset: Duration) {
+        if let Some(shared) = &self.shared_budget {
+            if let Err(e) = shared.observe(remaining, reset).await {
+                tracing::debug!(error = %e, "cannot update the shared Reddit budget");
+            }
+        }
     }
 
     /// Fetches a token now, so bad credentials are reported at start, not on the first request.
@@ -129,28 +173,43 @@ impl RedditSource {
             .map(drop)
     }
 
-    async fn fetch(&self, keyword: &Keyword, limit: Limit) -> Result<Vec<Post>, SourceError> {
+    /// Pages newest first until `limit` posts are found, the listing ends, or (with
+    /// `known`) a page holds a known post: what follows it is known already.
+    async fn fetch(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        known: Option<&HashSet<String>>,
+    ) -> Result<Newer, SourceError> {
         let wanted = limit.get();
         let mut posts = Vec::with_capacity(wanted);
         let mut seen = HashSet::new();
         let mut unreadable = 0usize;
         let mut after: Option<String> = None;
+        let mut reached_known = false;
+        let mut calls = 0u32;
         // Removed posts and duplicates can make pages come up short; a few extra pages
         // make up for them, and the cap stops a cursor that never ends.
         let max_pages = wanted.div_ceil(PAGE_SIZE) + 5;
         for _ in 0..max_pages {
             let page = self.page(keyword, after.as_deref()).await?;
+            calls += 1;
             unreadable += page.unreadable;
             for post in page.posts {
+                if known.is_some_and(|known| known.contains(&post.id)) {
+                    reached_known = true;
+                    break;
+                }
                 if seen.insert(post.id.clone()) {
                     posts.push(post);
                 }
             }
             after = page.after;
-            if posts.len() >= wanted || after.is_none() || page.items == 0 {
+            if reached_known || posts.len() >= wanted || after.is_none() || page.items == 0 {
                 break;
             }
         }
+        metrics::histogram!("moodwire_reddit_calls_per_search").record(f64::from(calls));
         if unreadable > 0 {
             tracing::warn!(
                 unreadable,
@@ -158,9 +217,30 @@ impl RedditSource {
             );
             metrics::counter!("moodwire_reddit_items_skipped_total").increment(unreadable as u64);
         }
+        tracing::info!(calls, posts = posts.len(), reached_known, "searched Reddit");
         posts.truncate(wanted);
         posts.sort_by_key(|p| std::cmp::Reverse(p.created_utc));
-        Ok(posts)
+        Ok(Newer {
+            posts,
+            reached_known,
+        })
+    }
+
+    /// A whole search, bounded by the fetch timeout.
+    async fn fetch_within(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        known: Option<&HashSet<String>>,
+    ) -> Result<Newer, SourceError> {
+        let deadline = self.config.fetch_timeout;
+        tokio::time::timeout(deadline, self.fetch(keyword, limit, known))
+            .await
+            .unwrap_or_else(|_| {
+                Err(SourceError::Unavailable(format!(
+                    "Reddit did not answer within {deadline:?}"
+                )))
+            })
     }
 
     /// One page, with a token refresh on 401 and bounded, jittered retries on 5xx and timeouts.
@@ -183,6 +263,7 @@ impl RedditSource {
                     retry_after: Some(wait),
                 }
             })?;
+            self.take_shared().await?;
             match self.attempt(&token, keyword, after).await {
                 Ok(page) => return Ok(page),
                 Err(Attempt::TokenRejected) if rejected_token.is_none() => {
@@ -242,7 +323,9 @@ impl RedditSource {
                 return Err(Attempt::Retry(format!("request failed: {e}")));
             }
         };
-        self.budget.observe(response.headers());
+        if let Some((remaining, reset)) = self.budget.observe(response.headers()) {
+            self.observe_shared(remaining, reset).await;
+        }
         let status = response.status();
         match status {
             StatusCode::OK => {}
@@ -254,6 +337,7 @@ impl RedditSource {
                 count("rate_limited");
                 let wait = retry_after(response.headers()).unwrap_or(rate_limit::WINDOW);
                 self.budget.exhaust_for(wait);
+                self.observe_shared(0, wait).await;
                 return Err(Attempt::Fail(SourceError::RateLimited {
                     retry_after: Some(wait),
                 }));
@@ -293,14 +377,26 @@ impl PostSource for RedditSource {
         limit: Limit,
         _: &WorkSlot,
     ) -> Result<Vec<Post>, SourceError> {
-        let deadline = self.config.fetch_timeout;
-        tokio::time::timeout(deadline, self.fetch(keyword, limit))
+        Ok(self.fetch_within(keyword, limit, None).await?.posts)
+    }
+
+    fn searches_newer(&self) -> bool {
+        true
+    }
+
+    /// Search is `sort=new`: pages come newest first, so paging stops at the first
+    /// page that reaches a post of an earlier answer. A refresh with nothing new costs
+    /// one call.
+    async fn search_newer(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+        known: &HashSet<String>,
+        _: &WorkSlot,
+    ) -> Result<Option<Newer>, SourceError> {
+        self.fetch_within(keyword, limit, Some(known))
             .await
-            .unwrap_or_else(|_| {
-                Err(SourceError::Unavailable(format!(
-                    "Reddit did not answer within {deadline:?}"
-                )))
-            })
+            .map(Some)
     }
 }
 

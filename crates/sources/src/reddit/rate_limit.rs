@@ -16,6 +16,7 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct RateBudget {
     state: Mutex<Window>,
+    per_window: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -30,16 +31,22 @@ pub struct Exhausted(pub Duration);
 
 impl Default for RateBudget {
     fn default() -> Self {
-        RateBudget {
-            state: Mutex::new(Window {
-                remaining: REQUESTS_PER_WINDOW,
-                resets_at: Instant::now() + WINDOW,
-            }),
-        }
+        Self::new(REQUESTS_PER_WINDOW)
     }
 }
 
 impl RateBudget {
+    /// `per_window` calls a minute until Reddit's headers say otherwise.
+    pub fn new(per_window: u32) -> Self {
+        RateBudget {
+            state: Mutex::new(Window {
+                remaining: per_window,
+                resets_at: Instant::now() + WINDOW,
+            }),
+            per_window,
+        }
+    }
+
     /// Takes one request from the budget, or says how long to wait.
     pub fn acquire(&self) -> Result<(), Exhausted> {
         self.acquire_at(Instant::now())
@@ -49,7 +56,7 @@ impl RateBudget {
         let mut window = self.lock();
         if now >= window.resets_at {
             *window = Window {
-                remaining: REQUESTS_PER_WINDOW,
+                remaining: self.per_window,
                 resets_at: now + WINDOW,
             };
         }
@@ -60,8 +67,9 @@ impl RateBudget {
         Ok(())
     }
 
-    /// Adopts the budget Reddit reports in a response's headers, when it reports one.
-    pub fn observe(&self, headers: &HeaderMap) {
+    /// Adopts the budget Reddit reports in a response's headers, when it reports one,
+    /// and returns it (calls left, time to the reset).
+    pub fn observe(&self, headers: &HeaderMap) -> Option<(u32, Duration)> {
         let number = |name: &str| {
             headers
                 .get(name)
@@ -69,14 +77,18 @@ impl RateBudget {
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|v| v.is_finite() && *v >= 0.0)
         };
-        if let (Some(remaining), Some(reset)) =
+        let (Some(remaining), Some(reset)) =
             (number("x-ratelimit-remaining"), number("x-ratelimit-reset"))
-        {
-            let mut window = self.lock();
-            window.remaining = remaining.floor().min(f64::from(u32::MAX)) as u32;
-            window.resets_at = Instant::now() + Duration::from_secs_f64(reset.min(3600.0));
-            metrics::gauge!("moodwire_reddit_ratelimit_remaining").set(window.remaining);
-        }
+        else {
+            return None;
+        };
+        let remaining = remaining.floor().min(f64::from(u32::MAX)) as u32;
+        let reset = Duration::from_secs_f64(reset.min(3600.0));
+        let mut window = self.lock();
+        window.remaining = remaining;
+        window.resets_at = Instant::now() + reset;
+        metrics::gauge!("moodwire_reddit_ratelimit_remaining").set(window.remaining);
+        Some((remaining, reset))
     }
 
     /// Reddit answered 429: nothing more until `wait` has passed.
