@@ -1,6 +1,6 @@
 //! The `moodwire` binary, run as a user runs it.
 
-mod common;
+use moodwire_testkit::harness as common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

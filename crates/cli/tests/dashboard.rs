@@ -2,34 +2,21 @@
 //! the page itself in a real browser (Debian's headless Chromium driven by
 //! playwright-core; `scripts/services.sh install` installs both).
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use moodwire_testkit::harness::{self, Server};
 use serde_json::{json, Value};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `moodwire serve` on the sample corpus with its own data folder, the embedded store,
 /// and a CPU reading of 0 %, so the idle sync stores every analysis at once.
 fn serve(env: &[(&str, &str)]) -> Server {
-    let data = common::isolated_data_dir();
+    let data = harness::isolated_data_dir();
     std::fs::create_dir_all(&data).unwrap();
     let cpu = data.join("cpu-reading");
     std::fs::write(&cpu, "0").unwrap();
@@ -49,16 +36,7 @@ fn serve(env: &[(&str, &str)]) -> Server {
         .env("NO_COLOR", "1")
         .envs(env.iter().copied())
         .stdout(Stdio::null());
-    let (child, address, log) = common::spawn_server(command);
-    std::thread::spawn(move || {
-        for line in log {
-            eprintln!("[serve] {line}");
-        }
-    });
-    Server {
-        child,
-        base: format!("http://{address}"),
-    }
+    Server::spawn(command)
 }
 
 async fn analyze(client: &reqwest::Client, base: &str, keyword: &str, limit: u32) {
@@ -110,14 +88,14 @@ async fn the_history_api_reads_postgresql_alike() {
     let admin = std::env::var("MOODWIRE_TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!("MOODWIRE_TEST_DATABASE_URL is not set: run `make test`, or `scripts/services.sh up` and `set -a; . .services/env`")
     });
-    let database = common::fresh_database(&admin, "mw_dashboard").await;
+    let database = harness::fresh_database(&admin, "mw_dashboard").await;
     history_api_contract(serve(&[("DATABASE_URL", &database)])).await;
 }
 
 /// Three analyses of two keywords, read back through every history endpoint.
 async fn history_api_contract(server: Server) {
     let client = reqwest::Client::new();
-    let base = &server.base;
+    let base = &format!("http://{}", server.address);
     analyze(&client, base, "climate", 40).await;
     analyze(&client, base, "Climate", 30).await;
     analyze(&client, base, "bitcoin", 20).await;
@@ -176,7 +154,7 @@ async fn history_api_contract(server: Server) {
 async fn the_page_is_served_with_a_strict_policy_and_without_a_key() {
     let server = serve(&[("MOODWIRE_API_KEYS", "secret-one")]);
     let client = reqwest::Client::new();
-    let base = &server.base;
+    let base = &format!("http://{}", server.address);
     for (path, content_type) in [
         ("/", "text/html"),
         ("/assets/dashboard.js", "text/javascript"),
@@ -227,7 +205,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     );
     let server = serve(&[]);
     let client = reqwest::Client::new();
-    let base = &server.base;
+    let base = &format!("http://{}", server.address);
     // Two analyses of one keyword make a trend; markup makes sure it stays text.
     analyze(&client, base, "climate", 150).await;
     analyze(&client, base, "climate", 250).await;

@@ -2,9 +2,7 @@
 //! -> store (SQLite or PostgreSQL), against real services, with faults. Each test has
 //! its own data folder, database and topic.
 
-mod common;
-
-use std::net::TcpListener;
+use sqlx::Connection as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -16,67 +14,13 @@ use moodwire_core::{
     aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Post, PostsSource, Prediction, Timings,
 };
 use moodwire_storage::{Journal, KafkaConfig, KafkaForwarder};
+use moodwire_testkit::harness::{
+    eventually, free_port, metric, pg_scalar, service_env, sqlite_scalar, unique, Server,
+};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn service_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `make test`, or `scripts/services.sh up` and `set -a; . .services/env`")
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        Utc::now().timestamp_nanos_opt().unwrap()
-    )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `check` until it is true or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// A fresh database on the shared test PostgreSQL.
-async fn fresh_database(admin: &str) -> String {
-    common::fresh_database(admin, "mw_pipeline").await
-}
-
-/// `SELECT count(*)`-like query on PostgreSQL; None while the database is away.
-async fn pg_scalar(url: &str, sql: &str) -> Option<i64> {
-    let mut conn = sqlx::PgConnection::connect(url).await.ok()?;
-    sqlx::query_scalar(&format!("SELECT ({sql})::bigint"))
-        .fetch_one(&mut conn)
-        .await
-        .ok()
-}
-
-async fn sqlite_scalar(path: &Path, sql: &str) -> Option<i64> {
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .ok()?;
-    sqlx::query_scalar(sql).fetch_one(&mut conn).await.ok()
 }
 
 /// One moodwire installation: its data folder and the CPU reading its gates see.
@@ -136,14 +80,7 @@ impl Setup {
     fn serve(&self) -> Server {
         let mut command = self.command(&["serve", "--addr", "127.0.0.1:0"]);
         command.stdout(Stdio::null());
-        let (child, address, log) = common::spawn_server(command);
-        // Shown when a test fails (the test harness captures this thread's output).
-        std::thread::spawn(move || {
-            for line in log {
-                eprintln!("[serve] {line}");
-            }
-        });
-        Server { child, address }
+        Server::spawn(command)
     }
 
     /// `moodwire worker`, its log collected for inspection.
@@ -157,7 +94,7 @@ impl Setup {
             .spawn()
             .unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = common::lossy_lines(child.stderr.take().unwrap());
+        let lines = moodwire_testkit::harness::lossy_lines(child.stderr.take().unwrap());
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in lines {
@@ -175,38 +112,11 @@ impl Setup {
     }
 }
 
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    async fn analyze(&self, keyword: &str) -> Value {
-        let response = reqwest::Client::new()
-            .post(format!("http://{}/analyze", self.address))
-            .json(&json!({"keyword": keyword, "limit": 20, "return_plot": false}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
-
-    async fn metrics(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.address))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
+/// `POST /analyze` of 20 posts, which must succeed.
+async fn analyzed(server: &Server, keyword: &str) -> Value {
+    let (status, body) = server.analyze(keyword, 20).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 struct Worker {
@@ -239,12 +149,6 @@ impl Drop for Worker {
         self.child.kill().ok();
         self.child.wait().ok();
     }
-}
-
-/// The value of a Prometheus sample line `name value`.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// A synthetic computed analysis with `posts` posts (ids unique to it).
@@ -297,9 +201,9 @@ async fn embedded_defaults_sync_analyses_into_sqlite_once_idle() {
     let setup = Setup::new(&[]);
     setup.set_cpu(90.0);
     let server = setup.serve();
-    let first = server.analyze("AI").await;
-    server.analyze("climate change").await;
-    let cached = server.analyze(" ai ").await;
+    let first = analyzed(&server, "AI").await;
+    analyzed(&server, "climate change").await;
+    let cached = analyzed(&server, " ai ").await;
     assert_eq!(cached["source"], "cache");
     assert_eq!(cached["analysis_id"], first["analysis_id"]);
 
@@ -362,7 +266,11 @@ async fn embedded_defaults_sync_analyses_into_sqlite_once_idle() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn analyses_flow_through_kafka_into_postgres() {
-    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let database = moodwire_testkit::harness::fresh_database(
+        &service_env("MOODWIRE_TEST_DATABASE_URL"),
+        "mw_pipeline",
+    )
+    .await;
     let topic = unique("moodwire.analyses.test");
     let setup = Setup::new(&[
         ("KAFKA_BROKERS", &service_env("MOODWIRE_TEST_KAFKA_BROKERS")),
@@ -371,8 +279,8 @@ async fn analyses_flow_through_kafka_into_postgres() {
         ("DATABASE_URL", &database),
     ]);
     let server = setup.serve();
-    let analysis = server.analyze("bitcoin").await;
-    server.analyze("rain").await;
+    let analysis = analyzed(&server, "bitcoin").await;
+    analyzed(&server, "rain").await;
     eventually(
         Duration::from_secs(30),
         "the analyses in PostgreSQL",
@@ -425,7 +333,7 @@ async fn a_dead_database_only_delays_the_sync() {
     let database = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let setup = Setup::new(&[("DATABASE_URL", &database)]);
     let server = setup.serve();
-    server.analyze("first").await;
+    analyzed(&server, "first").await;
     eventually(
         Duration::from_secs(20),
         "the first analysis stored",
@@ -434,8 +342,8 @@ async fn a_dead_database_only_delays_the_sync() {
     .await;
 
     services(&["pg-stop", pg.to_str().unwrap()]);
-    server.analyze("second").await;
-    server.analyze("third").await;
+    analyzed(&server, "second").await;
+    analyzed(&server, "third").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         setup.journal_len().await,
@@ -529,14 +437,18 @@ impl Drop for Broker {
 async fn a_dead_broker_only_delays_events() {
     let mut broker = Broker::start(free_port());
     let brokers = format!("127.0.0.1:{}", broker.port);
-    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let database = moodwire_testkit::harness::fresh_database(
+        &service_env("MOODWIRE_TEST_DATABASE_URL"),
+        "mw_pipeline",
+    )
+    .await;
     let setup = Setup::new(&[
         ("KAFKA_BROKERS", &brokers),
         ("MOODWIRE_KAFKA_TOPIC", "moodwire.analyses"),
         ("DATABASE_URL", &database),
     ]);
     let server = setup.serve();
-    server.analyze("before").await;
+    analyzed(&server, "before").await;
     eventually(
         Duration::from_secs(30),
         "the first analysis stored",
@@ -545,8 +457,8 @@ async fn a_dead_broker_only_delays_events() {
     .await;
 
     broker.stop();
-    server.analyze("during one").await;
-    server.analyze("during two").await;
+    analyzed(&server, "during one").await;
+    analyzed(&server, "during two").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(setup.journal_len().await, 2, "spooled on local disk");
 
@@ -570,7 +482,11 @@ async fn a_killed_worker_loses_nothing_and_duplicates_nothing() {
     // member's request notices it.
     let broker = Broker::start(free_port());
     let brokers = format!("127.0.0.1:{}", broker.port);
-    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let database = moodwire_testkit::harness::fresh_database(
+        &service_env("MOODWIRE_TEST_DATABASE_URL"),
+        "mw_pipeline",
+    )
+    .await;
     let topic = unique("moodwire.analyses.kill");
     let setup = Setup::new(&[
         ("KAFKA_BROKERS", &brokers),
@@ -622,7 +538,11 @@ async fn a_killed_worker_loses_nothing_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_workers_in_one_group_share_the_partitions() {
     const EVENTS: usize = 300;
-    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let database = moodwire_testkit::harness::fresh_database(
+        &service_env("MOODWIRE_TEST_DATABASE_URL"),
+        "mw_pipeline",
+    )
+    .await;
     let kafka = KafkaConfig {
         brokers: service_env("MOODWIRE_TEST_KAFKA_BROKERS"),
         topic: unique("moodwire.analyses.pair"),
@@ -687,7 +607,11 @@ async fn two_workers_in_one_group_share_the_partitions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn recovery_backfills_an_analysis_the_store_lost_from_the_cache() {
-    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let database = moodwire_testkit::harness::fresh_database(
+        &service_env("MOODWIRE_TEST_DATABASE_URL"),
+        "mw_pipeline",
+    )
+    .await;
     let prefix = format!("{}:", unique("recovery"));
     let env = [
         ("REDIS_URL", service_env("MOODWIRE_TEST_REDIS_URL")),
@@ -697,8 +621,8 @@ async fn recovery_backfills_an_analysis_the_store_lost_from_the_cache() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let setup = Setup::new(&env);
     let server = setup.serve();
-    let lost = server.analyze("lost keyword").await;
-    server.analyze("kept keyword").await;
+    let lost = analyzed(&server, "lost keyword").await;
+    analyzed(&server, "kept keyword").await;
     eventually(Duration::from_secs(30), "both analyses stored", || async {
         pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(2)
     })
@@ -775,8 +699,8 @@ async fn the_warmer_refreshes_seed_keywords_when_quiet_and_skips_when_busy() {
 
     // Analysts ask about "rain" (at another limit than the warmer's): it becomes hot.
     let server = setup.serve();
-    server.analyze("rain").await;
-    server.analyze("Rain").await;
+    analyzed(&server, "rain").await;
+    analyzed(&server, "Rain").await;
 
     setup.set_cpu(90.0);
     let busy = warm();
@@ -867,7 +791,11 @@ async fn hostile_and_huge_analyses_never_stop_persistence() {
         })
         .mount(&reddit)
         .await;
-    let database = fresh_database(&service_env("MOODWIRE_TEST_DATABASE_URL")).await;
+    let database = moodwire_testkit::harness::fresh_database(
+        &service_env("MOODWIRE_TEST_DATABASE_URL"),
+        "mw_pipeline",
+    )
+    .await;
     let topic = unique("moodwire.analyses.hostile");
     let auth_url = format!("{}/api/v1/access_token", reddit.uri());
     let setup = Setup::new(&[
@@ -1011,7 +939,7 @@ async fn a_busy_host_delays_the_sync_only_up_to_the_deadline() {
     let setup = Setup::new(&[("MOODWIRE_SYNC_MAX_DELAY_SECS", "3")]);
     setup.set_cpu(95.0);
     let server = setup.serve();
-    server.analyze("AI").await;
+    analyzed(&server, "AI").await;
     let store = setup.data.path().join("moodwire.sqlite");
     let started = Instant::now();
     eventually(

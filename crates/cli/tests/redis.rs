@@ -1,10 +1,9 @@
 //! `moodwire serve` replicas sharing a real Redis, and serving on when Redis is gone.
 
-mod common;
-
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 
+use moodwire_testkit::harness::{self, Server};
 use serde_json::{json, Value};
 
 fn test_redis_url() -> String {
@@ -13,54 +12,19 @@ fn test_redis_url() -> String {
     )
 }
 
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start(env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_moodwire"));
-        command
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
-            .env_remove("REDDIT_CLIENT_ID")
-            .env("MOODWIRE_SOURCE", "sample")
-            .env("MOODWIRE_DATA_DIR", common::isolated_data_dir())
-            .env("RUST_LOG", "moodwire=info,warn")
-            .env("NO_COLOR", "1");
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let (child, address, _log) = common::spawn_server(command);
-        Server { child, address }
-    }
-
-    async fn analyze(&self, keyword: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .post(format!("http://{}/analyze", self.address))
-            .json(&json!({"keyword": keyword, "limit": 30, "return_plot": false}))
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    async fn metrics(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.address))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
+/// `moodwire serve` on the sample corpus with its own data folder and `env` on top.
+fn start(env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_moodwire"));
+    command
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .env_remove("REDDIT_CLIENT_ID")
+        .env("MOODWIRE_SOURCE", "sample")
+        .env("MOODWIRE_DATA_DIR", harness::isolated_data_dir())
+        .env("RUST_LOG", "moodwire=info,warn")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied());
+    Server::spawn(command)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -71,13 +35,13 @@ async fn replicas_share_results_through_redis() {
         ("REDIS_URL", url.as_str()),
         ("MOODWIRE_REDIS_PREFIX", prefix.as_str()),
     ];
-    let first = Server::start(&env);
-    let second = Server::start(&env);
+    let first = start(&env);
+    let second = start(&env);
 
-    let (status, computed) = first.analyze("bitcoin").await;
+    let (status, computed) = first.analyze("bitcoin", 30).await;
     assert_eq!(status, 200, "{computed}");
     assert_eq!(computed["source"], "inference");
-    let (status, shared) = second.analyze("  BITCOIN ").await;
+    let (status, shared) = second.analyze("  BITCOIN ", 30).await;
     assert_eq!(status, 200, "{shared}");
     assert_eq!(
         shared["source"], "cache",
@@ -130,10 +94,10 @@ async fn requests_succeed_while_redis_is_down() {
         .unwrap()
         .port();
     let url = format!("redis://127.0.0.1:{port}");
-    let server = Server::start(&[("REDIS_URL", url.as_str())]);
+    let server = start(&[("REDIS_URL", url.as_str())]);
     for _ in 0..2 {
         let started = std::time::Instant::now();
-        let (status, body) = server.analyze("climate").await;
+        let (status, body) = server.analyze("climate", 30).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["source"], "inference");
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
@@ -168,11 +132,11 @@ async fn replicas_compute_a_new_question_once_between_them() {
         ("REDIS_URL", url.as_str()),
         ("MOODWIRE_REDIS_PREFIX", prefix.as_str()),
     ];
-    let replicas = std::sync::Arc::new([Server::start(&env), Server::start(&env)]);
+    let replicas = std::sync::Arc::new([start(&env), start(&env)]);
     let asks: Vec<_> = (0..100)
         .map(|i| {
             let replicas = std::sync::Arc::clone(&replicas);
-            tokio::spawn(async move { replicas[i % 2].analyze("electric cars").await })
+            tokio::spawn(async move { replicas[i % 2].analyze("electric cars", 30).await })
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
@@ -239,7 +203,7 @@ async fn replicas_share_one_reddit_budget() {
         ("REDDIT_API_URL", reddit.uri().leak()),
         ("MOODWIRE_REDDIT_CALLS_PER_MINUTE", "10"),
     ];
-    let replicas = std::sync::Arc::new([Server::start(&env), Server::start(&env)]);
+    let replicas = std::sync::Arc::new([start(&env), start(&env)]);
     let asks: Vec<_> = (0..40)
         .map(|i| {
             let replicas = std::sync::Arc::clone(&replicas);

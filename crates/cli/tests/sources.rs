@@ -1,7 +1,7 @@
 //! `moodwire` with its real post sources: Reddit (a real HTTP server on loopback that
 //! speaks Reddit's endpoints) and dump files.
 
-mod common;
+use moodwire_testkit::harness as common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};

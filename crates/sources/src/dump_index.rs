@@ -17,7 +17,7 @@ use sqlx::{ConnectOptions, Row};
 use moodwire_core::ports::SourceError;
 use moodwire_core::{Keyword, Limit, Post};
 
-use crate::dump::{DumpError, DumpFiles};
+use crate::dump_files::{DumpError, DumpFiles};
 use crate::SearchText;
 
 /// Changes whenever the schema below does; an index of another version is stale.

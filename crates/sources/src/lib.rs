@@ -1,13 +1,15 @@
 //! Adapters for the [`moodwire_core::ports::PostSource`] port.
 
 mod dump;
+mod dump_files;
 mod dump_index;
 mod keyword_match;
 mod ndjson;
 pub mod reddit;
 mod sample;
 
-pub use dump::{DumpError, DumpFiles, DumpSource, ScanReport, MAX_LINE_BYTES};
+pub use dump::DumpSource;
+pub use dump_files::{DumpError, DumpFiles, ScanReport, MAX_LINE_BYTES};
 pub use dump_index::{DumpIndex, IndexReport};
 pub use keyword_match::SearchText;
 pub use ndjson::{parse_post_line, parse_post_value, LineError};

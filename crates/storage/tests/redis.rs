@@ -1,71 +1,12 @@
 //! The Redis cache against a real redis-server, one private server per test (on a
 //! free loopback port) so tests can stop and restart it.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use moodwire_core::ports::ResultCache;
 use moodwire_core::{aggregate, Analysis, PostsSource};
 use moodwire_storage::{RedisCache, RedisCacheConfig};
-
-struct RedisServer {
-    port: u16,
-    process: Option<Child>,
-}
-
-impl RedisServer {
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    fn start_on(port: u16) -> Self {
-        let process = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/services.sh up installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer {
-            port,
-            process: Some(process),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill().ok();
-            process.wait().ok();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use moodwire_testkit::harness::{free_port, RedisServer};
 
 fn analysis(keyword: &str) -> Analysis {
     Analysis {
@@ -88,7 +29,7 @@ fn config(prefix: &str) -> RedisCacheConfig {
 
 #[tokio::test]
 async fn scans_only_its_own_prefix_and_counts_queries() {
-    let server = RedisServer::start_on(RedisServer::free_port());
+    let server = RedisServer::start_on(free_port());
     // A prefix with glob characters must still match literally.
     let cache = RedisCache::new(&server.url(), config("a*[b]:"))
         .await
@@ -134,7 +75,7 @@ async fn scans_only_its_own_prefix_and_counts_queries() {
 
 #[tokio::test]
 async fn stores_under_the_prefix_with_the_ttl() {
-    let server = RedisServer::start_on(RedisServer::free_port());
+    let server = RedisServer::start_on(free_port());
     let prefix = format!("test-{}:", std::process::id());
     let cache = RedisCache::new(&server.url(), config(&prefix))
         .await
@@ -170,7 +111,7 @@ async fn stores_under_the_prefix_with_the_ttl() {
 
 #[tokio::test]
 async fn a_dead_redis_fails_fast_and_the_cache_recovers_when_it_returns() {
-    let port = RedisServer::free_port();
+    let port = free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let started = Instant::now();
     let cache = RedisCache::new(&url, config("recover:")).await.unwrap();
@@ -227,7 +168,7 @@ async fn a_bad_url_is_a_clear_error() {
 #[tokio::test]
 async fn keeps_post_predictions_apart_from_analyses() {
     use moodwire_core::ports::PredictionCache;
-    let server = RedisServer::start_on(RedisServer::free_port());
+    let server = RedisServer::start_on(free_port());
     let mut settings = config("preds:");
     settings.prediction_ttl = Duration::from_secs(600);
     let cache = RedisCache::new(&server.url(), settings).await.unwrap();

@@ -9,6 +9,7 @@ use moodwire_core::{
     Prediction, Timings,
 };
 use moodwire_storage::{Journal, PostgresStore, SqliteStore};
+use moodwire_testkit::harness;
 use sqlx::Connection;
 
 /// An event with `posts` posts, ids `{prefix}-{i}`; the first probability decides the label.
@@ -35,7 +36,7 @@ fn event(keyword: &str, prefix: &str, posts: usize) -> AnalysisRecorded {
     let predictions: Vec<Prediction> = classified.iter().map(|c| c.prediction.clone()).collect();
     AnalysisRecorded::new(
         Analysis {
-            id: uuid_like(),
+            id: harness::unique("event"),
             keyword: keyword.into(),
             limit: posts as u32,
             count: posts as u32,
@@ -52,34 +53,13 @@ fn event(keyword: &str, prefix: &str, posts: usize) -> AnalysisRecorded {
     )
 }
 
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_nanos_opt().unwrap(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A fresh database on the test PostgreSQL, or None when the services are not up.
-async fn fresh_postgres() -> Option<String> {
-    let admin = std::env::var("MOODWIRE_TEST_DATABASE_URL").ok()?;
-    let name = format!("mw_store_{}", uuid_like().replace('-', "_"));
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    Some(admin.rsplit_once('/').unwrap().0.to_string() + "/" + &name)
-}
-
 /// A fresh PostgreSQL database; the test fails when there is no server to make it on.
 async fn postgres() -> String {
-    fresh_postgres()
-        .await
-        .expect("MOODWIRE_TEST_DATABASE_URL is not set: run `make test` (or source .services/env)")
+    harness::fresh_database(
+        &harness::service_env("MOODWIRE_TEST_DATABASE_URL"),
+        "mw_store",
+    )
+    .await
 }
 
 /// The behaviour both stores share; `count(table)` counts rows.

@@ -1,5 +1,8 @@
-//! What moodwire's tests share: in-memory fakes of the ports and builders of posts and
-//! events. A dev-dependency only; nothing here ships.
+//! What moodwire's tests share: in-memory fakes of the ports, builders of posts and
+//! events, and the process harness ([`harness`]). A dev-dependency only; nothing here
+//! ships.
+
+pub mod harness;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

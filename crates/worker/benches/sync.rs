@@ -18,7 +18,6 @@ use moodwire_storage::{
     Journal, KafkaConfig, KafkaFeed, KafkaForwarder, PostgresStore, SqliteStore,
 };
 use moodwire_worker::{CpuGauge, IdleSync, SyncConfig};
-use sqlx::Connection;
 
 struct Idle;
 
@@ -71,16 +70,6 @@ async fn queued_journal(dir: &std::path::Path, events: usize, posts: usize, run:
         journal.append(&event(i, posts, run)).await.unwrap();
     }
     journal
-}
-
-async fn fresh_postgres(admin: &str, run: &str) -> String {
-    let name = format!("mw_bench_{}", run.replace('-', "_"));
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 
 /// Drains `feed` into `store`; returns the seconds taken.
@@ -137,9 +126,11 @@ async fn main() {
     };
     let journal = queued_journal(&dir.path().join("b"), events, posts, &format!("{run}-b")).await;
     let pg = Arc::new(
-        PostgresStore::connect(&fresh_postgres(&admin, &format!("{run}_b")).await)
-            .await
-            .unwrap(),
+        PostgresStore::connect(
+            &moodwire_testkit::harness::fresh_database(&admin, "mw_bench_b").await,
+        )
+        .await
+        .unwrap(),
     );
     row(
         "journal -> PostgreSQL",
@@ -164,9 +155,11 @@ async fn main() {
         .await
         .unwrap();
     let pg = Arc::new(
-        PostgresStore::connect(&fresh_postgres(&admin, &format!("{run}_c")).await)
-            .await
-            .unwrap(),
+        PostgresStore::connect(
+            &moodwire_testkit::harness::fresh_database(&admin, "mw_bench_c").await,
+        )
+        .await
+        .unwrap(),
     );
     let feed = Box::new(KafkaFeed::subscribe(&kafka).unwrap());
     row("Kafka -> PostgreSQL", events, drain(feed, pg, events).await);
