@@ -12,7 +12,8 @@ use moodwire_core::ports::Backlog;
 use moodwire_server::{StoreHandle, StoreState};
 use moodwire_worker::{IdleSync, Recovery, Warmer};
 
-use crate::wiring::{CacheArgs, EventLogArgs, Pipeline, WorkerArgs};
+use crate::config::{CacheArgs, EventLogArgs, WorkerArgs};
+use crate::wiring::Pipeline;
 
 pub struct Background {
     stop: watch::Sender<bool>,

@@ -2,6 +2,7 @@
 
 mod background;
 mod commands;
+mod config;
 mod model_args;
 mod telemetry;
 mod wiring;

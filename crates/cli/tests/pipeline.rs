@@ -471,6 +471,10 @@ async fn a_dead_broker_only_delays_events() {
     .await;
 }
 
+// Not in `make test`: on Tansu the replacement worker at times gets no partition for
+// minutes (README, "Known problems"); seen in 4 of 9 runs on 2026-12-02, alone or not.
+// Run it by hand: `cargo test --release -p moodwire --test pipeline -- --ignored`.
+#[ignore = "Tansu's group coordinator at times never hands the replacement a partition"]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_loses_nothing_and_duplicates_nothing() {
     const EVENTS: usize = 400;

@@ -52,6 +52,18 @@ struct TestApp {
 }
 
 impl TestApp {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     async fn post(&self, body: &str) -> (u16, Value) {
         let response = self
             .client
@@ -262,7 +274,7 @@ async fn overload_is_answered_503_with_retry_after_at_once() {
         tokio::spawn(async move {
             let r = app
                 .client
-                .post(format!("{}/analyze", app.base))
+                .post(app.url("/analyze"))
                 .header("content-type", "application/json")
                 .body(format!(
                     r#"{{"keyword": "{k}", "limit": 300, "return_plot": false}}"#
@@ -402,23 +414,13 @@ async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = spawn_app().await;
-    let r = app
-        .client
-        .get(format!("{}/nope", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/nope").await;
     assert_eq!(r.status(), 404);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["code"],
         "not_found"
     );
-    let r = app
-        .client
-        .get(format!("{}/analyze", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/analyze").await;
     assert_eq!(r.status(), 405);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["code"],
@@ -429,16 +431,15 @@ async fn unknown_routes_and_methods_answer_json() {
 #[tokio::test]
 async fn health_readiness_metrics_and_openapi() {
     let app = spawn_app().await;
-    let get = |path: &str| app.client.get(format!("{}{path}", app.base)).send();
-    assert_eq!(get("/healthz").await.unwrap().status(), 200);
-    let ready: Value = get("/readyz").await.unwrap().json().await.unwrap();
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["model"], app.classifier.model_version());
     assert_eq!(ready["cache"], "ok");
 
     app.post(r#"{"keyword": "climate", "limit": 5, "return_plot": false}"#)
         .await;
-    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     for name in [
         "moodwire_http_requests_total{route=\"/analyze\",method=\"POST\",status=\"200\"}",
         "moodwire_http_request_duration_seconds_bucket",
@@ -451,7 +452,7 @@ async fn health_readiness_metrics_and_openapi() {
         assert!(metrics.contains(name), "/metrics lacks {name}");
     }
 
-    let spec: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let analyze = &spec["paths"]["/analyze"]["post"];
     assert!(analyze["requestBody"].is_object());
@@ -496,11 +497,7 @@ async fn api_keys_guard_every_route_but_healthz() {
     })
     .await;
     let client = &app.client;
-    let healthz = client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let healthz = client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(healthz.status(), 200);
 
     // Nine failures: one fewer than the address may make before it is refused.
@@ -515,7 +512,7 @@ async fn api_keys_guard_every_route_but_healthz() {
     .chain([(None, "/metrics")]);
     for (auth, path) in tries {
         {
-            let mut request = client.get(format!("{}{path}", app.base));
+            let mut request = client.get(app.url(path));
             if let Some(auth) = auth {
                 request = request.header("authorization", auth);
             }
@@ -527,7 +524,7 @@ async fn api_keys_guard_every_route_but_healthz() {
         }
     }
     let response = client
-        .post(format!("{}/analyze", app.base))
+        .post(app.url("/analyze"))
         .header("authorization", "Bearer k-two")
         .json(&json!({"keyword": "AI", "limit": 5, "return_plot": false}))
         .send()
@@ -535,7 +532,7 @@ async fn api_keys_guard_every_route_but_healthz() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let metrics = client
-        .get(format!("{}/metrics", app.base))
+        .get(app.url("/metrics"))
         .header("authorization", "Bearer k-one")
         .send()
         .await
@@ -569,12 +566,7 @@ async fn each_client_gets_its_burst_then_429_with_retry_after() {
         3,
         "{statuses:?}"
     );
-    let response = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/readyz").await;
     assert_eq!(response.status(), 429);
     // One token every 10 s.
     let retry: u64 = response.headers()["retry-after"]
@@ -586,12 +578,7 @@ async fn each_client_gets_its_burst_then_429_with_retry_after() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
     // /healthz stays open for the load balancer.
-    let healthz = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let healthz = app.get("/healthz").await;
     assert_eq!(healthz.status(), 200);
 }
 
@@ -635,7 +622,7 @@ async fn slow_huge_or_excess_connections_are_cut_off() {
         .unwrap();
     let healthz_padded = |bytes: usize| {
         unpooled
-            .get(format!("{}/healthz", app.base))
+            .get(app.url("/healthz"))
             .header("x-padding", "a".repeat(bytes))
             .send()
     };
@@ -689,12 +676,7 @@ async fn slow_huge_or_excess_connections_are_cut_off() {
 async fn readyz_statuses(app: &TestApp, n: usize) -> Vec<u16> {
     let mut statuses = Vec::new();
     for _ in 0..n {
-        let response = app
-            .client
-            .get(format!("{}/readyz", app.base))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get("/readyz").await;
         statuses.push(response.status().as_u16());
     }
     statuses
@@ -710,7 +692,7 @@ async fn analyze_takes_json_bodies_only() {
     ] {
         let mut request = app
             .client
-            .post(format!("{}/analyze", app.base))
+            .post(app.url("/analyze"))
             .body(r#"{"keyword": "AI", "limit": 5}"#);
         if let Some(t) = content_type {
             request = request.header("content-type", t);
@@ -735,12 +717,7 @@ async fn analyze_takes_json_bodies_only() {
 async fn a_server_side_failure_says_what_to_do_and_the_request_id_not_the_details() {
     // The history routes answer 503 while the store is not connected (never here).
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!("{}/api/keywords", app.base))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/api/keywords").await;
     assert_eq!(response.status(), 503);
     let request_id = response.headers()["x-request-id"]
         .to_str()
@@ -758,21 +735,10 @@ async fn a_server_side_failure_says_what_to_do_and_the_request_id_not_the_detail
 #[tokio::test]
 async fn invented_methods_do_not_grow_the_metrics() {
     let app = spawn_app().await;
-    let metrics_text = || async {
-        app.client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let metrics_text = || async { app.get("/metrics").await.text().await.unwrap() };
     let invent = |n: usize| {
         let method = reqwest::Method::from_bytes(format!("FOO{n}").as_bytes()).unwrap();
-        app.client
-            .request(method, format!("{}/analyze", app.base))
-            .send()
+        app.client.request(method, app.url("/analyze")).send()
     };
     for n in 0..5 {
         assert_eq!(invent(n).await.unwrap().status(), 405);
@@ -839,7 +805,7 @@ async fn repeated_bad_keys_from_one_address_are_refused_for_a_while() {
     .await;
     let readyz = |key: &str| {
         app.client
-            .get(format!("{}/readyz", app.base))
+            .get(app.url("/readyz"))
             .header("authorization", format!("Bearer {key}"))
             .send()
     };
@@ -862,16 +828,7 @@ async fn a_full_journal_is_reported_and_the_answer_still_served() {
         ..Options::default()
     })
     .await;
-    let get_ready = || async {
-        app.client
-            .get(format!("{}/readyz", app.base))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let get_ready = || async { app.get("/readyz").await.json::<Value>().await.unwrap() };
     assert_eq!(get_ready().await["event_log"], "ok");
     // 64 KiB take a few small analyses and no large one.
     let (status, body) = app
@@ -885,15 +842,7 @@ async fn a_full_journal_is_reported_and_the_answer_still_served() {
         event_log.starts_with("failing: ") && event_log.contains("full"),
         "{event_log}"
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("moodwire_event_append_errors_total 1"),
         "{metrics}"

@@ -43,6 +43,46 @@ const SCORED_POSTS: &str =
  JOIN posts p ON p.post_id = r.post_id
  ORDER BY r.score, p.post_id LIMIT $2";
 
+/// Implements `History` for a store through its `queries()`: both stores answer the
+/// history routes with the same queries.
+macro_rules! history_through_queries {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl moodwire_core::ports::History for $store {
+            async fn keyword_moods(
+                &self,
+                max: usize,
+            ) -> Result<Vec<moodwire_core::history::KeywordMood>, moodwire_core::ports::StoreError>
+            {
+                self.queries().keyword_moods(max).await
+            }
+
+            async fn trend(
+                &self,
+                keyword: &moodwire_core::Keyword,
+                points: usize,
+            ) -> Result<
+                Vec<moodwire_core::history::AnalysisSummary>,
+                moodwire_core::ports::StoreError,
+            > {
+                self.queries().trend(keyword, points).await
+            }
+
+            async fn scored_posts(
+                &self,
+                keyword: &moodwire_core::Keyword,
+                max: usize,
+            ) -> Result<
+                Option<moodwire_core::history::AnalysisPosts>,
+                moodwire_core::ports::StoreError,
+            > {
+                self.queries().scored_posts(keyword, max).await
+            }
+        }
+    };
+}
+pub(crate) use history_through_queries;
+
 /// The history queries on a pool of either dialect.
 pub(crate) struct HistoryQueries<'a, DB: Database> {
     pub pool: &'a Pool<DB>,

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
-use moodwire_core::ports::{DeadLetter, History, SaveReport, Store, StoreError, StoredDeadLetter};
-use moodwire_core::{AnalysisRecorded, Keyword};
+use moodwire_core::ports::{DeadLetter, SaveReport, Store, StoreError, StoredDeadLetter};
+use moodwire_core::AnalysisRecorded;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -318,25 +317,4 @@ impl Store for PostgresStore {
     }
 }
 
-#[async_trait]
-impl History for PostgresStore {
-    async fn keyword_moods(&self, max: usize) -> Result<Vec<KeywordMood>, StoreError> {
-        self.queries().keyword_moods(max).await
-    }
-
-    async fn trend(
-        &self,
-        keyword: &Keyword,
-        points: usize,
-    ) -> Result<Vec<AnalysisSummary>, StoreError> {
-        self.queries().trend(keyword, points).await
-    }
-
-    async fn scored_posts(
-        &self,
-        keyword: &Keyword,
-        max: usize,
-    ) -> Result<Option<AnalysisPosts>, StoreError> {
-        self.queries().scored_posts(keyword, max).await
-    }
-}
+crate::history_rows::history_through_queries!(PostgresStore);

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
-use moodwire_core::ports::{DeadLetter, History, SaveReport, Store, StoreError, StoredDeadLetter};
-use moodwire_core::{AnalysisRecorded, Keyword};
+use moodwire_core::ports::{DeadLetter, SaveReport, Store, StoreError, StoredDeadLetter};
+use moodwire_core::AnalysisRecorded;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
@@ -315,25 +314,4 @@ impl Store for SqliteStore {
     }
 }
 
-#[async_trait]
-impl History for SqliteStore {
-    async fn keyword_moods(&self, max: usize) -> Result<Vec<KeywordMood>, StoreError> {
-        self.queries().keyword_moods(max).await
-    }
-
-    async fn trend(
-        &self,
-        keyword: &Keyword,
-        points: usize,
-    ) -> Result<Vec<AnalysisSummary>, StoreError> {
-        self.queries().trend(keyword, points).await
-    }
-
-    async fn scored_posts(
-        &self,
-        keyword: &Keyword,
-        max: usize,
-    ) -> Result<Option<AnalysisPosts>, StoreError> {
-        self.queries().scored_posts(keyword, max).await
-    }
-}
+crate::history_rows::history_through_queries!(SqliteStore);

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use moodwire_core::{Keyword, Limit};
 use moodwire_server::{plot, AnalyzeResponse};
 
-use crate::wiring::PipelineArgs;
+use crate::config::PipelineArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

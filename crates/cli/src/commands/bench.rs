@@ -13,8 +13,9 @@ use moodwire_server::{router, serve, AppState};
 use moodwire_storage::{MemoryCache, MemoryPredictions};
 use serde::Serialize;
 
+use crate::config::PipelineArgs;
 use crate::model_args::resolve;
-use crate::wiring::{Caches, PipelineArgs};
+use crate::wiring::Caches;
 
 #[derive(clap::Args)]
 pub struct Args {

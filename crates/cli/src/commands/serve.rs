@@ -7,7 +7,7 @@ use moodwire_server::access::{AccessPolicy, ApiKey, RateLimit};
 use moodwire_server::{router, serve_with, AppState, ConnectionLimits};
 
 use crate::background::Background;
-use crate::wiring::{PipelineArgs, WorkerArgs};
+use crate::config::{PipelineArgs, WorkerArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -7,7 +7,8 @@ use moodwire_core::AnalysisRecorded;
 use moodwire_worker::{save_isolating, IdleSync, Recovery};
 use serde_json::{json, Value};
 
-use crate::wiring::{CacheArgs, EventLogArgs, Events, WorkerArgs};
+use crate::config::{CacheArgs, EventLogArgs, WorkerArgs};
+use crate::wiring::Events;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -3,7 +3,7 @@ use std::io::Write;
 use moodwire_worker::Warmer;
 
 use crate::commands::analyze::forward_before_exit;
-use crate::wiring::{PipelineArgs, WorkerArgs};
+use crate::config::{PipelineArgs, WorkerArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

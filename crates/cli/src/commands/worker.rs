@@ -5,7 +5,7 @@ use tokio::sync::oneshot;
 
 use crate::background::Background;
 use crate::commands::serve::shutdown_signal;
-use crate::wiring::{PipelineArgs, WorkerArgs};
+use crate::config::{PipelineArgs, WorkerArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
