@@ -270,7 +270,7 @@ fn summarize(
     samples: &[Sample],
     elapsed: Duration,
     silent_closed: usize,
-    metrics_bytes: (usize, usize),
+    metrics: (&str, &str),
 ) -> Value {
     let mut groups: BTreeMap<(String, u16), Vec<Duration>> = BTreeMap::new();
     for s in samples {
@@ -307,16 +307,50 @@ fn summarize(
         "503_without_retry_after": unavailable.iter().filter(|s| !s.retry_after).count(),
         "slowest_ms": ms(all.last().copied().unwrap_or_default()),
         "silent_connections_closed": silent_closed,
-        "metrics_bytes_halfway_end": [metrics_bytes.0, metrics_bytes.1],
+        "metrics_bytes_halfway_end": [metrics.0.len(), metrics.1.len()],
+        "metrics_series_added": series_added(metrics.0, metrics.1),
         "by_kind_and_status": rows,
     })
 }
 
-async fn metrics_bytes(client: &reqwest::Client, url: &str) -> usize {
+async fn metrics_text(client: &reqwest::Client, url: &str) -> String {
     match client.get(format!("{url}/metrics")).send().await {
-        Ok(r) => r.text().await.map(|t| t.len()).unwrap_or(0),
-        Err(_) => 0,
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
     }
+}
+
+/// The label sets in `end` that `mid` did not have, a histogram's buckets counted once
+/// (`name{labels}` without `le` and the `_bucket`/`_sum`/`_count` suffix): what made
+/// /metrics grow. A few are expected (a route or status first seen in the second
+/// half, an error counter after a crash); one per request (an invented method kept as a
+/// label) is the leak this looks for.
+fn series_added(mid: &str, end: &str) -> Vec<String> {
+    let label_sets = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| label_set(series)))
+            .collect()
+    };
+    let before = label_sets(mid);
+    label_sets(end)
+        .into_iter()
+        .filter(|s| !before.contains(s))
+        .collect()
+}
+
+fn label_set(series: &str) -> String {
+    let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+    let name = ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name);
+    let labels: Vec<&str> = labels
+        .trim_end_matches('}')
+        .split(',')
+        .filter(|label| !label.is_empty() && !label.starts_with("le="))
+        .collect();
+    format!("{name}{{{}}}", labels.join(","))
 }
 
 fn main() {
@@ -393,7 +427,7 @@ async fn run(config: &Config, url: &str) -> Value {
         let half = config.duration / 2;
         tokio::spawn(async move {
             tokio::time::sleep(half).await;
-            metrics_bytes(&client, &url).await
+            metrics_text(&client, &url).await
         })
     };
     let silent = if config.mix == "soak" {
@@ -413,9 +447,14 @@ async fn run(config: &Config, url: &str) -> Value {
     };
     let elapsed = started.elapsed();
     let metrics_mid = mid.await.unwrap();
-    let metrics_end = metrics_bytes(&client, url).await;
+    let metrics_end = metrics_text(&client, url).await;
     let samples = std::mem::take(&mut *samples.lock().unwrap());
-    let mut report = summarize(&samples, elapsed, silent_closed, (metrics_mid, metrics_end));
+    let mut report = summarize(
+        &samples,
+        elapsed,
+        silent_closed,
+        (&metrics_mid, &metrics_end),
+    );
     report["mix"] = json!(config.mix);
     report["clients"] = json!(config.clients);
     report
@@ -438,8 +477,8 @@ fn print_table(config: &Config, r: &Value) {
     );
     if config.mix == "soak" {
         eprintln!(
-            "silent connections closed by the server: {}; /metrics bytes halfway/end: {}",
-            r["silent_connections_closed"], r["metrics_bytes_halfway_end"]
+            "silent connections closed by the server: {}; /metrics bytes halfway/end: {}; series added: {}",
+            r["silent_connections_closed"], r["metrics_bytes_halfway_end"], r["metrics_series_added"]
         );
     }
     eprintln!(
