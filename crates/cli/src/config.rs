@@ -58,6 +58,12 @@ pub struct PipelineArgs {
     /// `overloaded` at once with `Retry-After` set to the expected wait.
     #[arg(long, env = "MOODWIRE_MAX_QUEUE_WAIT_SECS", default_value_t = InferOptions::DEFAULT_MAX_QUEUE_WAIT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=600))]
     pub max_queue_wait_secs: u64,
+    /// How many nice steps below the HTTP threads new analyses run (matching posts,
+    /// tokenizing, inference, aggregation): with every core busy computing, a cache hit
+    /// still gets one at once, and with nothing else to do the analyses still get them
+    /// all. 0: the same priority. Linux only (elsewhere it stays 0, with a warning).
+    #[arg(long, env = "MOODWIRE_ANALYSIS_NICE", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub analysis_nice: u8,
     /// Most new analyses computed at once (fetch + inference); more are answered 503
     /// at once. Cache hits are not bounded.
     #[arg(long, env = "MOODWIRE_MAX_CONCURRENT_ANALYSES", default_value_t = AnalysisService::DEFAULT_MAX_COMPUTING as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]

@@ -48,7 +48,8 @@ enum Command {
     Model(commands::model::Command),
 }
 
-/// Runs one command on the process's one async runtime.
+/// Runs one command on the process's async runtime (`serve` adds a second, at a lower
+/// CPU priority, for new analyses: see `moodwire_server::compute`).
 fn run(command: Command, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => commands::serve::run(args, runtime),
@@ -64,7 +65,24 @@ fn run(command: Command, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()
     }
 }
 
+/// glibc gives each thread that contends for the allocator an arena of its own, up to
+/// 8 per core, and a freed block returns only to its own arena: with a burst of
+/// blocking threads (tokenizing, librdkafka, SQLite) the process kept ~150 MB it no
+/// longer used (the soak in BENCHMARKS.md). Two arenas bound that; `MALLOC_ARENA_MAX`
+/// set in the environment still wins.
+fn bound_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists, with a
+        // parameter glibc documents for mallopt; it takes integers and no pointers.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    bound_allocator_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -10,7 +10,7 @@ use moodwire_core::ports::{
 };
 use moodwire_core::service::AnalysisService;
 use moodwire_core::Keyword;
-use moodwire_model::{Infer, InferOptions};
+use moodwire_model::{Engine, Infer, InferOptions};
 use moodwire_sources::reddit::Secret;
 use moodwire_sources::{DumpSource, RedditConfig, RedditSource, SampleCorpus};
 use moodwire_storage::{
@@ -242,17 +242,20 @@ impl PipelineArgs {
         events: Arc<dyn moodwire_core::ports::EventLog>,
     ) -> anyhow::Result<AnalysisService> {
         let source = self.post_source(caches.redis.clone()).await?;
-        let engine = self.model.load_engine_async().await?;
-        let classifier: Arc<dyn Classifier> = Arc::new(
-            Infer::start(
-                engine,
-                InferOptions {
-                    max_queued_tokens: self.max_queued_tokens as usize,
-                    max_queue_wait: Duration::from_secs(self.max_queue_wait_secs),
-                },
-            )
-            .context("cannot start the inference thread")?,
-        );
+        let dir = self.model.open_async().await?;
+        let engine_options = self.model.engine_options();
+        let options = InferOptions {
+            max_queued_tokens: self.max_queued_tokens as usize,
+            max_queue_wait: Duration::from_secs(self.max_queue_wait_secs),
+            nice: self.analysis_nice,
+        };
+        // Loaded on the inference thread, so that ONNX Runtime's threads share its priority.
+        let infer = tokio::task::spawn_blocking(move || {
+            Infer::load_and_start(move || Engine::load(&dir, engine_options), options)
+        })
+        .await
+        .context("the model loader panicked")??;
+        let classifier: Arc<dyn Classifier> = Arc::new(infer);
         Ok(
             AnalysisService::new(source, classifier, caches.results, events)
                 .with_prediction_cache(caches.predictions)

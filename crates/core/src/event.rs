@@ -9,6 +9,12 @@ use crate::{Analysis, ClassifiedPost, Keyword};
 /// for the record's key and headers. Bigger analyses are split ([`AnalysisRecorded::split_to_fit`]).
 pub const MAX_EVENT_BYTES: usize = 900_000;
 
+/// A batch read from the event log (to forward or to store) stops growing once its
+/// events reach this many bytes of JSON, and holds at least one: what a sync or a
+/// forward holds in memory at once stays bounded whether analyses cover 10 posts or
+/// 1,000 (500 of the largest would be 450 MB).
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 /// Version of the [`AnalysisRecorded`] JSON. Bump it on any change a reader must know
 /// about; readers reject versions they do not know instead of guessing.
 pub const EVENT_VERSION: u32 = 1;

@@ -18,7 +18,7 @@ pub mod trending;
 pub use analysis::{aggregate, Analysis, ClassifiedPost, EmotionShare, PostsSource};
 pub use emotion::{Emotion, Prediction};
 pub use error::InputError;
-pub use event::{AnalysisRecorded, Timings, MAX_EVENT_BYTES};
+pub use event::{AnalysisRecorded, Timings, MAX_BATCH_BYTES, MAX_EVENT_BYTES};
 pub use post::{excerpt, is_removed, strip_controls, Post};
 pub use query::{Keyword, Limit};
 

@@ -225,21 +225,25 @@ impl AnalysisService {
         keyword: &Keyword,
         limit: Limit,
     ) -> Result<(Arc<Analysis>, Served), AnalyzeError> {
+        if let Some(hit) = self.answer_from_cache(keyword, limit).await {
+            return Ok((hit, Served::Cache));
+        }
+        let computed = self.refresh(keyword, limit).await?;
+        Ok((computed, Served::Inference))
+    }
+
+    /// The first half of [`Self::analyze`]: the cached answer, if any, with the
+    /// question counted. A caller that runs the second half ([`Self::refresh`])
+    /// elsewhere, as the HTTP server does on its analysis runtime, starts here.
+    pub async fn answer_from_cache(
+        &self,
+        keyword: &Keyword,
+        limit: Limit,
+    ) -> Option<Arc<Analysis>> {
         let key = cache_key(self.classifier.model_version(), keyword, limit);
         // Counted concurrently with the lookup, so a hit costs one round trip, not two.
         let (hit, ()) = tokio::join!(self.cached(&key), self.count_query(keyword));
-        if let Some(hit) = hit {
-            return Ok((hit, Served::Cache));
-        }
-        let ticket = self.join_flight(&key);
-        // The first caller computes; the others wait on the same cell. If the
-        // computing caller goes away, the next waiter takes over.
-        let result = ticket
-            .flight
-            .get_or_init(|| self.compute_and_cache(&key, keyword, limit))
-            .await
-            .clone();
-        result.map(|analysis| (analysis, Served::Inference))
+        hit
     }
 
     /// Questions being computed now (each shared by all who asked it meanwhile).
@@ -281,6 +285,8 @@ impl AnalysisService {
     ) -> Result<Arc<Analysis>, AnalyzeError> {
         let key = cache_key(self.classifier.model_version(), keyword, limit);
         let ticket = self.join_flight(&key);
+        // The first caller computes; the others wait on the same cell. If the
+        // computing caller goes away, the next waiter takes over.
         ticket
             .flight
             .get_or_init(|| self.compute_and_cache(&key, keyword, limit))

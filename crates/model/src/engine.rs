@@ -36,6 +36,14 @@ impl Default for EngineOptions {
     }
 }
 
+/// What one batch finished (see [`Engine::classify_with`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchDone {
+    pub texts: usize,
+    /// Its texts' tokens, padding not counted.
+    pub tokens: usize,
+}
+
 /// One ONNX Runtime session and the tokenizer in front of it. Blocking: call it
 /// from a dedicated thread (see [`crate::Infer`]).
 pub struct Engine {
@@ -99,7 +107,7 @@ impl Engine {
 
     /// Classifies texts, in order.
     pub fn classify(&mut self, texts: &[impl AsRef<str>]) -> Result<Vec<Prediction>, ModelError> {
-        self.classify_with(texts, |_| true)
+        self.classify_with(texts, |_: BatchDone| true)
             .map(|p| p.expect("never cancelled"))
     }
 
@@ -109,13 +117,13 @@ impl Engine {
         Arc::clone(&self.encoder)
     }
 
-    /// Like [`Engine::classify`], but after each batch tells `keep_going` how
-    /// many texts it just finished, and stops (returning `None`) when it answers
-    /// `false`: progress bars and cancellation both hook in here.
+    /// Like [`Engine::classify`], but after each batch tells `keep_going` what it
+    /// just finished, and stops (returning `None`) when it answers `false`: progress
+    /// bars, throughput measurement and cancellation all hook in here.
     pub fn classify_with(
         &mut self,
         texts: &[impl AsRef<str>],
-        keep_going: impl FnMut(usize) -> bool,
+        keep_going: impl FnMut(BatchDone) -> bool,
     ) -> Result<Option<Vec<Prediction>>, ModelError> {
         let encodings = texts
             .iter()
@@ -129,7 +137,7 @@ impl Engine {
     pub fn classify_encoded(
         &mut self,
         encodings: &[Vec<u32>],
-        mut keep_going: impl FnMut(usize) -> bool,
+        mut keep_going: impl FnMut(BatchDone) -> bool,
     ) -> Result<Option<Vec<Prediction>>, ModelError> {
         let lengths: Vec<usize> = encodings.iter().map(Vec::len).collect();
         let mut predictions: Vec<Option<Prediction>> = vec![None; encodings.len()];
@@ -147,7 +155,11 @@ impl Engine {
             for (&i, probabilities) in batch.iter().zip(self.run_batch(&rows)?) {
                 predictions[i] = Some(Prediction::from_probabilities(probabilities));
             }
-            if !keep_going(batch.len()) {
+            let done = BatchDone {
+                texts: batch.len(),
+                tokens: rows.iter().map(|r| r.len()).sum(),
+            };
+            if !keep_going(done) {
                 return Ok(None);
             }
         }

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use moodwire_core::ports::{Classifier, ClassifyError};
 use moodwire_core::Prediction;
 
-use crate::{Encoder, Engine};
+use crate::{priority, BatchDone, Encoder, Engine, ModelError};
 
 /// Bounds of the inference queue.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +20,10 @@ pub struct InferOptions {
     /// ([`ClassifyError::Overloaded`], with that wait as its retry time) rather than
     /// left to wait until its client gives up.
     pub max_queue_wait: Duration,
+    /// Nice steps below the rest of the process for the inference thread and, when
+    /// it loads the engine ([`Infer::load_and_start`]), ONNX Runtime's threads: busy
+    /// inference then yields the CPU to the HTTP threads (see [`crate::priority`]).
+    pub nice: u8,
 }
 
 impl InferOptions {
@@ -34,21 +38,26 @@ impl Default for InferOptions {
         InferOptions {
             max_queued_tokens: Self::DEFAULT_MAX_QUEUED_TOKENS,
             max_queue_wait: Self::DEFAULT_MAX_QUEUE_WAIT,
+            nice: 0,
         }
     }
 }
 
 /// Tokens a second the inference thread gets through: an exponential moving average
-/// over recent jobs, so admission follows what the machine really does (other load,
-/// thermal limits, a different CPU) rather than a figure measured elsewhere.
+/// over recent batches, so admission follows what the machine really does (other load,
+/// thermal limits, a different CPU) rather than a figure measured elsewhere, and
+/// follows it within a batch or two when a flood starts.
 struct Throughput(AtomicU64);
 
 impl Throughput {
-    /// What is assumed before the first job is measured: below what 2 cores do
+    /// What is assumed before the first batch is measured: below what 2 cores do
     /// (BENCHMARKS.md), so a cold start errs towards refusing.
     const PRIOR_TOKENS_PER_SECOND: f64 = 4_000.0;
-    /// Weight of the newest job.
+    /// Weight of the newest batch, when it is a full one ...
     const ALPHA: f64 = 0.3;
+    /// ... of this many tokens: smaller batches weigh less, as they say more about
+    /// fixed costs than about throughput.
+    const FULL_BATCH_TOKENS: f64 = 1_024.0;
 
     fn new() -> Self {
         Throughput(AtomicU64::new(Self::PRIOR_TOKENS_PER_SECOND.to_bits()))
@@ -58,14 +67,14 @@ impl Throughput {
         f64::from_bits(self.0.load(Ordering::Relaxed))
     }
 
-    /// Folds in one job: `tokens` done in `elapsed`. Tiny jobs say more about fixed
-    /// costs than throughput and are left out.
+    /// Folds in one batch: `tokens` done in `elapsed`.
     fn record(&self, tokens: usize, elapsed: Duration) {
-        if tokens < 256 || elapsed.is_zero() {
+        if tokens == 0 || elapsed.is_zero() {
             return;
         }
         let measured = tokens as f64 / elapsed.as_secs_f64();
-        let next = self.tokens_per_second() + Self::ALPHA * (measured - self.tokens_per_second());
+        let alpha = Self::ALPHA * (tokens as f64 / Self::FULL_BATCH_TOKENS).min(1.0);
+        let next = self.tokens_per_second() + alpha * (measured - self.tokens_per_second());
         self.0.store(next.to_bits(), Ordering::Relaxed);
         metrics::gauge!("moodwire_inference_throughput_tokens_per_second").set(next);
     }
@@ -85,17 +94,43 @@ struct Job {
     admitted: Instant,
 }
 
-/// Holds a job's place in the queue; gives it back when the job is done or dropped.
+/// Holds a job's place in the queue: its tokens not yet inferred. They are given back
+/// batch by batch, and the rest when the job is done or dropped.
 struct QueueTicket {
-    queued: Arc<AtomicUsize>,
+    queue: Arc<Queue>,
     tokens: usize,
-    throughput: Arc<Throughput>,
+}
+
+impl QueueTicket {
+    fn release(&mut self, tokens: usize) {
+        let tokens = tokens.min(self.tokens);
+        self.tokens -= tokens;
+        let left = self.queue.tokens.fetch_sub(tokens, Ordering::AcqRel) - tokens;
+        report_queue(left, &self.queue.throughput);
+    }
 }
 
 impl Drop for QueueTicket {
     fn drop(&mut self) {
-        let left = self.queued.fetch_sub(self.tokens, Ordering::AcqRel) - self.tokens;
-        report_queue(left, &self.throughput);
+        self.release(self.tokens);
+    }
+}
+
+/// What admission and the inference thread share.
+struct Queue {
+    /// Tokens waiting or in progress.
+    tokens: AtomicUsize,
+    throughput: Throughput,
+    options: InferOptions,
+}
+
+impl Queue {
+    /// An `Overloaded` refusal, telling the client when the queue should have drained.
+    fn refusal(&self, queued_tokens: usize) -> ClassifyError {
+        ClassifyError::Overloaded {
+            queued_tokens,
+            retry_after: self.throughput.time_for(queued_tokens),
+        }
     }
 }
 
@@ -113,30 +148,57 @@ fn report_queue(tokens: usize, throughput: &Throughput) {
 pub struct Infer {
     jobs: mpsc::UnboundedSender<Job>,
     encoder: Arc<Encoder>,
-    queued: Arc<AtomicUsize>,
-    throughput: Arc<Throughput>,
-    options: InferOptions,
+    queue: Arc<Queue>,
     version: String,
 }
 
 impl Infer {
-    /// Starts the inference thread. It ends when the `Infer` is dropped.
-    pub fn start(engine: Engine, options: InferOptions) -> std::io::Result<Self> {
-        let version = engine.version().to_string();
-        let encoder = engine.encoder();
-        let throughput = Arc::new(Throughput::new());
-        // Unbounded channel, bounded content: admission is by `queued` tokens.
+    /// Starts the inference thread on an engine loaded elsewhere. It ends when the
+    /// `Infer` is dropped.
+    pub fn start(engine: Engine, options: InferOptions) -> Result<Self, ModelError> {
+        Self::load_and_start(move || Ok(engine), options)
+    }
+
+    /// Starts the inference thread and loads the engine on it, blocking until it is
+    /// loaded: ONNX Runtime's threads start with the session, from this thread, and
+    /// so inherit its lower priority ([`InferOptions::nice`]).
+    pub fn load_and_start(
+        load: impl FnOnce() -> Result<Engine, ModelError> + Send + 'static,
+        options: InferOptions,
+    ) -> Result<Self, ModelError> {
+        let queue = Arc::new(Queue {
+            tokens: AtomicUsize::new(0),
+            throughput: Throughput::new(),
+            options,
+        });
+        // Unbounded channel, bounded content: admission is by queued tokens.
         let (jobs, receiver) = mpsc::unbounded_channel();
-        let measured = Arc::clone(&throughput);
+        let (loaded, ready) = std::sync::mpsc::channel();
+        let shared = Arc::clone(&queue);
         std::thread::Builder::new()
             .name("moodwire-infer".into())
-            .spawn(move || run_jobs(engine, receiver, &measured))?;
+            .spawn(move || {
+                if let Err(e) = priority::lower_this_thread(options.nice) {
+                    tracing::warn!(error = %e, nice = options.nice, "inference keeps the process's CPU priority");
+                }
+                match load() {
+                    Ok(engine) => {
+                        let _ = loaded.send(Ok((engine.version().to_string(), engine.encoder())));
+                        run_jobs(engine, receiver, &shared);
+                    }
+                    Err(e) => {
+                        let _ = loaded.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| ModelError::Runtime(format!("cannot start the inference thread: {e}")))?;
+        let (version, encoder) = ready.recv().map_err(|_| {
+            ModelError::Runtime("the inference thread ended while loading the model".into())
+        })??;
         Ok(Infer {
             jobs,
             encoder,
-            queued: Arc::new(AtomicUsize::new(0)),
-            throughput,
-            options,
+            queue,
             version,
         })
     }
@@ -148,26 +210,23 @@ impl Infer {
         if queued == 0 {
             return Ok(());
         }
-        let wait = self.throughput.time_for(queued + tokens);
-        if wait > self.options.max_queue_wait || queued + tokens > self.options.max_queued_tokens {
+        let options = &self.queue.options;
+        let wait = self.queue.throughput.time_for(queued + tokens);
+        if wait > options.max_queue_wait || queued + tokens > options.max_queued_tokens {
             metrics::counter!("moodwire_inference_refused_total").increment(1);
-            return Err(ClassifyError::Overloaded {
-                queued_tokens: queued,
-                retry_after: self.throughput.time_for(queued),
-            });
+            return Err(self.queue.refusal(queued));
         }
         Ok(())
     }
 
     fn admit(&self, tokens: usize) -> Result<QueueTicket, ClassifyError> {
-        let before = self.queued.fetch_add(tokens, Ordering::AcqRel);
+        let before = self.queue.tokens.fetch_add(tokens, Ordering::AcqRel);
         let ticket = QueueTicket {
-            queued: Arc::clone(&self.queued),
+            queue: Arc::clone(&self.queue),
             tokens,
-            throughput: Arc::clone(&self.throughput),
         };
         self.check(before, tokens)?;
-        report_queue(before + tokens, &self.throughput);
+        report_queue(before + tokens, &self.queue.throughput);
         Ok(ticket)
     }
 
@@ -180,7 +239,7 @@ impl Infer {
             .iter()
             .map(|t| (2 + t.len() / 4).min(max_length))
             .sum();
-        self.check(self.queued.load(Ordering::Acquire), estimate)
+        self.check(self.queue.tokens.load(Ordering::Acquire), estimate)
     }
 
     /// Tokenizes on the blocking pool: a thousand posts take milliseconds of CPU,
@@ -199,11 +258,11 @@ impl Infer {
     }
 }
 
-fn run_jobs(mut engine: Engine, mut jobs: mpsc::UnboundedReceiver<Job>, throughput: &Throughput) {
+fn run_jobs(mut engine: Engine, mut jobs: mpsc::UnboundedReceiver<Job>, queue: &Queue) {
     while let Some(Job {
         encodings,
         reply,
-        ticket,
+        mut ticket,
         admitted,
     }) = jobs.blocking_recv()
     {
@@ -211,13 +270,25 @@ fn run_jobs(mut engine: Engine, mut jobs: mpsc::UnboundedReceiver<Job>, throughp
             continue;
         }
         let queue_wait = admitted.elapsed();
-        let started = Instant::now();
-        let result = engine
-            .classify_encoded(&encodings, |_| !reply.is_closed())
-            .map_err(|e| ClassifyError::Inference(e.to_string()));
-        if matches!(result, Ok(Some(_))) {
-            throughput.record(ticket.tokens, started.elapsed());
+        // Admitted on a throughput the machine then did not keep up (a flood took the
+        // CPU): answer now, in bounded time, rather than after a wait nobody promised.
+        if queue_wait > queue.options.max_queue_wait {
+            metrics::counter!("moodwire_inference_shed_total").increment(1);
+            drop(ticket);
+            let _ = reply.send(Err(queue.refusal(queue.tokens.load(Ordering::Acquire))));
+            continue;
         }
+        let mut batch_started = Instant::now();
+        let result = engine
+            .classify_encoded(&encodings, |done: BatchDone| {
+                queue
+                    .throughput
+                    .record(done.tokens, batch_started.elapsed());
+                ticket.release(done.tokens);
+                batch_started = Instant::now();
+                !reply.is_closed()
+            })
+            .map_err(|e| ClassifyError::Inference(e.to_string()));
         // The work is done: its tokens leave the queue before the caller hears back.
         drop(ticket);
         match result {
@@ -314,7 +385,7 @@ mod tests {
         );
         drop(held);
         assert_eq!(
-            infer.queued.load(Ordering::Acquire),
+            infer.queue.tokens.load(Ordering::Acquire),
             0,
             "every ticket given back"
         );
@@ -337,6 +408,7 @@ mod tests {
             InferOptions {
                 max_queued_tokens: usize::MAX,
                 max_queue_wait: Duration::from_secs(5),
+                nice: 0,
             },
         )
         .unwrap();
@@ -362,20 +434,68 @@ mod tests {
         assert!(infer.check(0, 1_000_000).is_ok());
     }
 
+    #[tokio::test]
+    async fn a_job_that_waited_past_the_bound_is_answered_overloaded_not_run() {
+        let infer = bundled(usize::MAX);
+        // Admitted when the queue looked short, then kept waiting (the machine slowed).
+        let ticket = infer.admit(100).unwrap();
+        let (reply, answer) = oneshot::channel();
+        let long_ago = Instant::now()
+            .checked_sub(InferOptions::DEFAULT_MAX_QUEUE_WAIT + Duration::from_secs(1))
+            .unwrap();
+        infer
+            .jobs
+            .send(Job {
+                encodings: vec![vec![101, 102]],
+                reply,
+                ticket,
+                admitted: long_ago,
+            })
+            .unwrap();
+        let answer = answer.await.unwrap();
+        assert!(
+            matches!(answer, Err(ClassifyError::Overloaded { .. })),
+            "{answer:?}"
+        );
+        assert_eq!(infer.queue.tokens.load(Ordering::Acquire), 0);
+        // A job that has not waited long runs as usual.
+        assert_eq!(infer.classify(vec!["happy".into()]).await.unwrap().len(), 1);
+    }
+
     #[test]
-    fn throughput_follows_the_measured_jobs() {
+    fn throughput_follows_the_measured_batches() {
         let t = Throughput::new();
         assert_eq!(t.tokens_per_second(), Throughput::PRIOR_TOKENS_PER_SECOND);
         for _ in 0..40 {
-            t.record(20_000, Duration::from_secs(1));
+            t.record(2_000, Duration::from_millis(100));
         }
         assert!((t.tokens_per_second() - 20_000.0).abs() < 1.0);
         let two = t.time_for(40_000).as_secs_f64();
         assert!((two - 2.0).abs() < 1e-3, "{two}");
-        t.record(10, Duration::from_secs(10));
-        assert!(
-            (t.tokens_per_second() - 20_000.0).abs() < 1.0,
-            "tiny jobs are left out"
+        // A flood takes the CPU: a few full batches bring the estimate down.
+        for _ in 0..8 {
+            t.record(2_000, Duration::from_millis(400));
+        }
+        assert!(t.tokens_per_second() < 6_000.0, "{}", t.tokens_per_second());
+        // A batch of a few short texts moves it little.
+        let before = t.tokens_per_second();
+        t.record(10, Duration::from_secs(1));
+        assert!((t.tokens_per_second() - before).abs() < 0.01 * before);
+    }
+
+    #[tokio::test]
+    async fn tokens_leave_the_queue_batch_by_batch() {
+        let infer = bundled(usize::MAX);
+        let mut ticket = infer.admit(1_000).unwrap();
+        ticket.release(400);
+        assert_eq!(infer.queue.tokens.load(Ordering::Acquire), 600);
+        ticket.release(10_000);
+        assert_eq!(
+            infer.queue.tokens.load(Ordering::Acquire),
+            0,
+            "never below zero"
         );
+        drop(ticket);
+        assert_eq!(infer.queue.tokens.load(Ordering::Acquire), 0);
     }
 }

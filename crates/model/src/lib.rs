@@ -15,13 +15,14 @@ pub mod metrics;
 mod model_dir;
 pub mod model_store;
 pub mod normalize;
+pub mod priority;
 pub mod runtime;
 
 use std::path::{Path, PathBuf};
 
 pub use config::ModelConfig;
 pub use encoder::Encoder;
-pub use engine::{Engine, EngineOptions};
+pub use engine::{BatchDone, Engine, EngineOptions};
 pub use infer::{Infer, InferOptions};
 pub use model_dir::ModelDir;
 
@@ -78,8 +79,9 @@ pub fn describe_metrics() {
     );
     describe_gauge!(
         "moodwire_inference_throughput_tokens_per_second",
-        "Tokens a second the inference thread gets through, averaged over recent jobs."
+        "Tokens a second the inference thread gets through, averaged over recent batches."
     );
     describe_gauge!("moodwire_inference_expected_wait_seconds", "Seconds a new request would wait for the inference queued ahead of it, at the measured throughput.");
+    describe_counter!("moodwire_inference_shed_total", "Requests admitted but answered 503 overloaded before inference: the queue ahead of them took longer than MOODWIRE_MAX_QUEUE_WAIT_SECS, the machine having slowed down since they were admitted.");
     describe_counter!("moodwire_inference_refused_total", "Requests refused at once because they would have waited past MOODWIRE_MAX_QUEUE_WAIT_SECS (503 overloaded).");
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     /// The event log's backlog as this process's sync last saw it; `None` when no
     /// sync runs here (`--no-worker`) or none has looked yet.
     pub(crate) backlog: tokio::sync::watch::Receiver<Option<Backlog>>,
+    /// Where new analyses are computed (see [`crate::compute`]); `None`: in place.
+    pub(crate) analysis_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             access: AccessPolicy::default(),
             store: tokio::sync::watch::channel(StoreState::Connecting(None)).1,
             backlog: tokio::sync::watch::channel(None).1,
+            analysis_runtime: None,
         }
     }
 
@@ -78,6 +81,13 @@ impl AppState {
     /// Report the event log's backlog, as a sync in this process publishes it.
     pub fn with_backlog(mut self, backlog: tokio::sync::watch::Receiver<Option<Backlog>>) -> Self {
         self.backlog = backlog;
+        self
+    }
+
+    /// Compute new analyses on `runtime` (a lower-priority one), answering only cache
+    /// hits on the HTTP runtime.
+    pub fn with_analysis_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.analysis_runtime = Some(runtime);
         self
     }
 

@@ -16,7 +16,7 @@ use moodwire_core::Analysis;
 
 use crate::api::{AnalyzeRequest, AnalyzeResponse};
 use crate::app::{prometheus_text, AppState, MAX_BODY_BYTES};
-use crate::{history, plot, ApiError};
+use crate::{compute, history, plot, ApiError};
 
 /// Analyse the emotions of recent posts about a keyword.
 #[utoipa::path(
@@ -47,10 +47,13 @@ pub(crate) async fn analyze(
     let bytes = read_body(body).await?;
     let request = AnalyzeRequest::parse(&bytes)?;
     let answer = tokio::time::timeout(state.request_timeout, async {
-        let (analysis, served) = state
-            .service
-            .analyze(&request.keyword, request.limit)
-            .await?;
+        let (analysis, served) = compute::analyze(
+            &state.service,
+            state.analysis_runtime.as_ref(),
+            &request.keyword,
+            request.limit,
+        )
+        .await?;
         let plot = if request.return_plot {
             Some(plot_of(&state, &analysis).await?)
         } else {

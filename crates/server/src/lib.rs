@@ -4,6 +4,7 @@
 pub mod access;
 mod api;
 mod app;
+mod compute;
 mod connection;
 mod dashboard;
 mod error;

@@ -29,6 +29,8 @@ fn repo(path: &str) -> PathBuf {
 struct CountingClassifier {
     inner: Infer,
     calls: AtomicUsize,
+    /// The name of the thread each call was made on.
+    threads: std::sync::Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -39,6 +41,8 @@ impl Classifier for CountingClassifier {
 
     async fn classify(&self, texts: Vec<String>) -> Result<Vec<Prediction>, ClassifyError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        self.threads.lock().unwrap().push(thread);
         self.inner.classify(texts).await
     }
 }
@@ -86,6 +90,8 @@ struct Options {
     limits: ConnectionLimits,
     /// A bound on the journal file (default: the production one).
     journal_max_bytes: Option<u64>,
+    /// Where new analyses are computed (default: in place).
+    analysis_runtime: Option<tokio::runtime::Handle>,
 }
 
 async fn spawn_app() -> TestApp {
@@ -98,6 +104,7 @@ async fn spawn_app_with(options: Options) -> TestApp {
     let classifier = Arc::new(CountingClassifier {
         inner: Infer::start(engine, options.infer).unwrap(),
         calls: AtomicUsize::new(0),
+        threads: std::sync::Mutex::new(Vec::new()),
     });
     let corpus = Arc::new(SampleCorpus::load(&repo("data/sample")).unwrap());
     let cache = Arc::new(MemoryCache::new(Duration::from_secs(3600), 1000));
@@ -114,7 +121,11 @@ async fn spawn_app_with(options: Options) -> TestApp {
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState::new(service, Duration::from_secs(60)).with_access(options.access));
+    let mut state = AppState::new(service, Duration::from_secs(60)).with_access(options.access);
+    if let Some(runtime) = options.analysis_runtime {
+        state = state.with_analysis_runtime(runtime);
+    }
+    let app = router(state);
     tokio::spawn(serve_with(
         listener,
         app,
@@ -847,4 +858,40 @@ async fn a_full_journal_is_reported_and_the_answer_still_served() {
         metrics.contains("moodwire_event_append_errors_total 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn new_analyses_are_computed_on_the_analysis_runtime_and_hits_answered_in_place() {
+    let analyses = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("test-analysis")
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = spawn_app_with(Options {
+        analysis_runtime: Some(analyses.handle().clone()),
+        ..Options::default()
+    })
+    .await;
+    let body = r#"{"keyword": "AI", "limit": 20, "return_plot": false}"#;
+    let (status, computed) = app.post(body).await;
+    assert_eq!(status, 200, "{computed}");
+    assert_contract(&computed, "AI", "inference");
+    let (status, hit) = app.post(body).await;
+    assert_eq!(status, 200, "{hit}");
+    assert_eq!(hit["source"], "cache");
+    assert_eq!(
+        *app.classifier.threads.lock().unwrap(),
+        ["test-analysis"],
+        "one inference, asked from the analysis runtime"
+    );
+    // Once that runtime is gone (the server shutting down), a new question is refused
+    // as such; a cached one is still answered.
+    analyses.shutdown_background();
+    let (status, refused) = app
+        .post(r#"{"keyword": "AI", "limit": 21, "return_plot": false}"#)
+        .await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "shutting_down", "{refused}");
+    assert_eq!(app.post(body).await.0, 200);
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use moodwire_core::ports::{
     DeadLetter, EventBatch, EventFeed, EventLog, EventLogError, LogPosition,
 };
-use moodwire_core::AnalysisRecorded;
+use moodwire_core::{AnalysisRecorded, MAX_BATCH_BYTES};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::SqlitePool;
 
@@ -106,13 +106,21 @@ impl Journal {
         Ok(n as u64)
     }
 
-    /// The oldest `max` entries.
+    /// The oldest entries: at most `max`, and no more than [`MAX_BATCH_BYTES`] of
+    /// payload but for the first.
     pub(crate) async fn oldest(&self, max: usize) -> Result<Vec<Entry>, EventLogError> {
-        sqlx::query_as("SELECT seq, key, payload FROM events ORDER BY seq LIMIT ?1")
-            .bind(max as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(log_error("cannot read the journal"))
+        sqlx::query_as(
+            "SELECT seq, key, payload FROM (
+                 SELECT seq, key, payload,
+                        SUM(length(payload)) OVER (ORDER BY seq) - length(payload) AS before
+                 FROM (SELECT seq, key, payload FROM events ORDER BY seq LIMIT ?1))
+             WHERE before < ?2 ORDER BY seq",
+        )
+        .bind(max as i64)
+        .bind(MAX_BATCH_BYTES as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(log_error("cannot read the journal"))
     }
 
     /// Waits up to `wait` for entries, then returns the oldest `max`.

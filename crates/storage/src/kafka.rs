@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use moodwire_core::ports::{DeadLetter, EventBatch, EventFeed, EventLogError, LogPosition};
-use moodwire_core::AnalysisRecorded;
+use moodwire_core::{AnalysisRecorded, MAX_BATCH_BYTES};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -139,6 +139,9 @@ impl KafkaForwarder {
             .set("message.max.bytes", Self::MESSAGE_MAX_BYTES.to_string())
             // A batch the broker has not taken by then is retried from the journal.
             .set("message.timeout.ms", "15000")
+            // The forwarder has one batch (MAX_BATCH_BYTES) in flight; the default
+            // bound, 1 GB, would let a dead broker's backlog grow that far in memory.
+            .set("queue.buffering.max.kbytes", "65536")
             .create()
             .map_err(kafka_error("cannot create the Kafka producer"))
     }
@@ -306,6 +309,11 @@ impl KafkaFeed {
             .set("heartbeat.interval.ms", "1000")
             // Notice a re-created topic (a broker rebuilt from scratch) within seconds.
             .set("topic.metadata.refresh.interval.ms", "5000")
+            // What librdkafka fetches ahead of the reader: 16 MB rather than 64 MB,
+            // about two batches (MAX_BATCH_BYTES); at most 8 MB a fetch rather than 50.
+            .set("queued.max.messages.kbytes", "16384")
+            .set("queued.min.messages", "1000")
+            .set("fetch.max.bytes", "8388608")
             .create()
             .map_err(kafka_error("cannot create the Kafka consumer"))?;
         consumer
@@ -341,7 +349,8 @@ impl EventFeed for KafkaFeed {
         // The first message may take `wait`; after it, take what is already there.
         let mut deadline = tokio::time::Instant::now() + wait;
         let mut last_error = None;
-        while batch.len() < max {
+        let mut bytes = 0;
+        while batch.len() < max && bytes < MAX_BATCH_BYTES {
             let message = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Err(_) => break,
                 // librdkafka reports broker trouble here and carries on (reconnecting,
@@ -355,6 +364,7 @@ impl EventFeed for KafkaFeed {
             };
             next_offsets.insert(message.partition(), message.offset() + 1);
             let payload = message.payload().unwrap_or_default();
+            bytes += payload.len();
             match AnalysisRecorded::from_json(payload) {
                 Ok(event) => batch.events.push(event),
                 Err(e) => batch.unreadable.push(DeadLetter {

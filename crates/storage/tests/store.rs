@@ -6,7 +6,7 @@ use chrono::Utc;
 use moodwire_core::ports::{DeadLetter, EventFeed, EventLog, Store};
 use moodwire_core::{
     aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Emotion, Keyword, Post, PostsSource,
-    Prediction, Timings,
+    Prediction, Timings, MAX_BATCH_BYTES,
 };
 use moodwire_storage::{Journal, PostgresStore, SqliteStore};
 use moodwire_testkit::harness;
@@ -358,6 +358,42 @@ async fn the_journal_survives_reopening_and_forgets_only_what_is_committed() {
         .unwrap();
     assert!(empty.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn journal_batches_stop_at_the_byte_budget_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).await.unwrap();
+    let big: Vec<_> = (0..70)
+        .map(|i| event("k", &format!("big{i}"), 1000))
+        .collect();
+    let size = big[0].to_json().len();
+    assert!(
+        big.len() * size > 2 * MAX_BATCH_BYTES,
+        "the events span batches: {size} bytes each"
+    );
+    for e in &big {
+        journal.append(e).await.unwrap();
+    }
+    let mut feed = journal.feed();
+    let mut read = Vec::new();
+    loop {
+        let batch = feed.next_batch(500, Duration::ZERO).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let bytes: usize = batch.events.iter().map(|e| e.to_json().len()).sum();
+        let last = batch.events.last().unwrap().to_json().len();
+        assert!(
+            bytes - last < MAX_BATCH_BYTES,
+            "{} events, {bytes} bytes",
+            batch.len()
+        );
+        assert!(batch.len() < big.len());
+        feed.commit(&batch.position).await.unwrap();
+        read.extend(batch.events);
+    }
+    assert_eq!(read, big, "every event, once, in order");
 }
 
 #[tokio::test]

@@ -199,7 +199,7 @@ fn classify(
     );
     let predictions = engine
         .classify_with(texts, |done| {
-            progress.inc(done as u64);
+            progress.inc(done.texts as u64);
             true
         })?
         .expect("never stopped");

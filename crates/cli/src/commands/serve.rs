@@ -52,7 +52,9 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
     // Secrets are not part of `args` (see RedditArgs), so the whole configuration can print.
     tracing::info!(config = ?args, source = ?args.pipeline.source(), "starting moodwire serve");
     crate::telemetry::install_metrics();
-    runtime.block_on(async move {
+    let analyses = analysis_runtime(args.pipeline.analysis_nice)?;
+    let analyses_handle = analyses.handle().clone();
+    let result = runtime.block_on(async move {
         let mut pipeline = args.pipeline.build().await?;
         let service = Arc::clone(&pipeline.service);
         let background = Background::start(
@@ -81,7 +83,8 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         let state = AppState::new(service, Duration::from_secs(args.request_timeout_secs))
             .with_access(access)
             .with_store(background.store.clone())
-            .with_backlog(background.backlog.clone());
+            .with_backlog(background.backlog.clone())
+            .with_analysis_runtime(analyses_handle);
         let grace = Duration::from_secs(args.shutdown_grace_secs);
         let limits = ConnectionLimits {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
@@ -94,7 +97,28 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
             .context("the server failed");
         background.stop(grace).await;
         served
-    })
+    });
+    // The server has stopped, so nothing waits on what is left there.
+    analyses.shutdown_background();
+    result
+}
+
+/// The runtime new analyses are computed on (see `moodwire_server::compute`): as many
+/// threads as cores, each `nice` steps below the HTTP runtime's.
+fn analysis_runtime(nice: u8) -> anyhow::Result<tokio::runtime::Runtime> {
+    let warned = std::sync::Once::new();
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("moodwire-analysis")
+        .on_thread_start(move || {
+            if let Err(e) = moodwire_model::priority::lower_this_thread(nice) {
+                warned.call_once(|| {
+                    tracing::warn!(error = %e, nice, "new analyses keep the process's CPU priority")
+                });
+            }
+        })
+        .enable_all()
+        .build()
+        .context("cannot start the analysis runtime")
 }
 
 /// API keys come from `MOODWIRE_API_KEYS` only (a flag would show in `ps`) and are
