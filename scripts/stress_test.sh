@@ -183,7 +183,10 @@ echo "peak RSS: $((peak_kb / 1024)) MB"
 echo "analyses appended: $produced, stored in PostgreSQL: $rows, lost: $((produced - rows))"
 [ "$produced" = "$rows" ] && [ -z "$verdict" ] && [ "$peak_kb" -lt $((400 * 1024)) ] || {
   echo "soak: FAILED ${verdict:+($verdict) }(the server's log: $data/serve.log)" >&2
-  tail -n 30 "$data/serve.log" >&2
+  echo "where the events are (journal, forwarder, consumer lag, sync):" >&2
+  curl --silent --max-time 5 "$soak_url/metrics" | grep -E '^moodwire_(events|journal|sync|kafka)' >&2 || true
+  curl --silent --max-time 5 "$soak_url/readyz" >&2 || true; echo >&2
+  grep -v -e overloaded -e 'response failed' "$data/serve.log" | tail -n 30 >&2
   exit 1
 }
 echo "soak: passed"

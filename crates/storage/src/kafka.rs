@@ -309,11 +309,6 @@ impl KafkaFeed {
             .set("heartbeat.interval.ms", "1000")
             // Notice a re-created topic (a broker rebuilt from scratch) within seconds.
             .set("topic.metadata.refresh.interval.ms", "5000")
-            // What librdkafka fetches ahead of the reader: 16 MB rather than 64 MB,
-            // about two batches (MAX_BATCH_BYTES); at most 8 MB a fetch rather than 50.
-            .set("queued.max.messages.kbytes", "16384")
-            .set("queued.min.messages", "1000")
-            .set("fetch.max.bytes", "8388608")
             .create()
             .map_err(kafka_error("cannot create the Kafka consumer"))?;
         consumer
