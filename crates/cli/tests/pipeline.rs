@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use moodwire_core::ports::EventLog;
+use moodwire_core::ports::{EventFeed, EventLog};
 use moodwire_core::{
     aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Post, PostsSource, Prediction, Timings,
 };
-use moodwire_storage::{Journal, KafkaConfig, KafkaForwarder};
+use moodwire_storage::{Journal, KafkaConfig, KafkaFeed, KafkaForwarder};
 use moodwire_testkit::harness::{
     eventually, free_port, metric, pg_scalar, service_env, sqlite_scalar, unique, Server,
 };
@@ -609,6 +609,67 @@ async fn two_workers_in_one_group_share_the_partitions() {
         pg_scalar(&database, "SELECT sum(analyses) FROM keywords").await,
         Some(EVENTS as i64)
     );
+}
+
+/// The soak's lost analyses: a worker interrupted (by load) inside the topic's last
+/// record batch committed there, and its lag then read 0 on Tansu, which reports the
+/// end of a partition as the last record batch's first offset + 1. The sync used to
+/// believe it and never read the rest until something new arrived.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_inside_the_last_record_batch_is_read_on_from() {
+    const EVENTS: usize = 40;
+    const READ_BEFORE: usize = 10;
+    let database = moodwire_testkit::harness::fresh_database(
+        &service_env("MOODWIRE_TEST_DATABASE_URL"),
+        "mw_pipeline",
+    )
+    .await;
+    let kafka = KafkaConfig {
+        brokers: service_env("MOODWIRE_TEST_KAFKA_BROKERS"),
+        topic: unique("moodwire.analyses.tail"),
+        group: unique("group"),
+        partitions: 1,
+    };
+    kafka.ensure_topic().await.unwrap();
+    let outbox = tempfile::tempdir().unwrap();
+    fill_journal(outbox.path(), EVENTS, 1).await;
+    let forwarder =
+        KafkaForwarder::new(Journal::open(outbox.path()).await.unwrap(), &kafka).unwrap();
+    assert_eq!(forwarder.forward_all().await.unwrap(), EVENTS);
+
+    // An earlier member of the group read and committed the first events only.
+    let mut feed = KafkaFeed::subscribe(&kafka).unwrap();
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read < READ_BEFORE && Instant::now() < deadline {
+        let batch = feed
+            .next_batch(READ_BEFORE - read, Duration::from_secs(5))
+            .await
+            .unwrap();
+        read += batch.len();
+        feed.commit(&batch.position).await.unwrap();
+    }
+    assert_eq!(read, READ_BEFORE, "the group could not read the topic");
+    tokio::task::spawn_blocking(move || drop(feed))
+        .await
+        .unwrap();
+
+    let setup = Setup::new(&[
+        ("KAFKA_BROKERS", kafka.brokers.as_str()),
+        ("MOODWIRE_KAFKA_TOPIC", kafka.topic.as_str()),
+        ("MOODWIRE_KAFKA_GROUP", kafka.group.as_str()),
+        ("DATABASE_URL", database.as_str()),
+    ]);
+    let _worker = setup.worker(&[]);
+    eventually(
+        Duration::from_secs(90),
+        "the rest of the batch stored",
+        || async {
+            pg_scalar(&database, "SELECT count(*) FROM analyses").await
+                == Some((EVENTS - READ_BEFORE) as i64)
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -340,7 +340,8 @@ impl EventFeed for KafkaFeed {
         wait: Duration,
     ) -> Result<EventBatch, EventLogError> {
         let mut batch = EventBatch::default();
-        let mut next_offsets = BTreeMap::new();
+        // Per partition: the first offset read and the next one to read.
+        let mut read: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         // The first message may take `wait`; after it, take what is already there.
         let mut deadline = tokio::time::Instant::now() + wait;
         let mut last_error = None;
@@ -357,7 +358,9 @@ impl EventFeed for KafkaFeed {
                 }
                 Ok(Ok(message)) => message,
             };
-            next_offsets.insert(message.partition(), message.offset() + 1);
+            read.entry(message.partition())
+                .or_insert((message.offset(), 0))
+                .1 = message.offset() + 1;
             let payload = message.payload().unwrap_or_default();
             bytes += payload.len();
             match AnalysisRecorded::from_json(payload) {
@@ -379,7 +382,12 @@ impl EventFeed for KafkaFeed {
         if let (true, Some(e)) = (batch.is_empty(), last_error) {
             return Err(kafka_error("cannot read from Kafka")(e));
         }
-        batch.position = LogPosition(next_offsets.into_iter().collect());
+        if !read.is_empty() {
+            // Which offsets each batch covered: a gap between one batch's end and the
+            // next one's start is a skipped event.
+            tracing::debug!(?read, events = batch.len(), "read a batch from Kafka");
+        }
+        batch.position = LogPosition(read.into_iter().map(|(p, (_, next))| (p, next)).collect());
         Ok(batch)
     }
 
@@ -387,6 +395,7 @@ impl EventFeed for KafkaFeed {
         if position.0.is_empty() {
             return Ok(());
         }
+        tracing::debug!(position = ?position.0, "committing Kafka offsets");
         let mut offsets = TopicPartitionList::new();
         for &(partition, next) in &position.0 {
             offsets
@@ -411,6 +420,11 @@ impl EventFeed for KafkaFeed {
                     Offset::Offset(n) => Offset::Offset(n),
                     _ => Offset::Beginning,
                 };
+                tracing::debug!(
+                    partition = elem.partition(),
+                    ?offset,
+                    "rewinding the Kafka consumer"
+                );
                 consumer
                     .seek(elem.topic(), elem.partition(), offset, BROKER_TIMEOUT)
                     .map_err(kafka_error("cannot rewind the Kafka consumer"))?;

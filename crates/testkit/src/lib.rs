@@ -243,6 +243,8 @@ struct LogState {
 pub struct MemoryLog {
     state: Arc<Mutex<LogState>>,
     broken: Arc<AtomicBool>,
+    rewind_broken: Arc<AtomicBool>,
+    backlog_reads_zero: Arc<AtomicBool>,
 }
 
 impl MemoryLog {
@@ -257,6 +259,18 @@ impl MemoryLog {
     /// Every append fails from now on (`true`), or works again (`false`).
     pub fn set_broken(&self, broken: bool) {
         self.broken.store(broken, Ordering::SeqCst);
+    }
+
+    /// Every feed's rewind fails from now on (`true`), as a broker in the middle of a
+    /// restart or a rebalance makes it fail, or works again (`false`).
+    pub fn set_rewind_broken(&self, broken: bool) {
+        self.rewind_broken.store(broken, Ordering::SeqCst);
+    }
+
+    /// Every feed's backlog reads 0 from now on, whatever waits, as Tansu's lag does
+    /// when the committed offset lies inside the topic's last record batch.
+    pub fn under_report_backlog(&self) {
+        self.backlog_reads_zero.store(true, Ordering::SeqCst);
     }
 
     /// Entries not yet committed.
@@ -333,11 +347,17 @@ impl EventFeed for MemoryFeed {
     }
 
     async fn rewind(&mut self) -> Result<(), EventLogError> {
+        if self.log.rewind_broken.load(Ordering::SeqCst) {
+            return Err(EventLogError("the coordinator is not available".into()));
+        }
         self.read_up_to = None;
         Ok(())
     }
 
     async fn backlog(&mut self) -> Result<u64, EventLogError> {
+        if self.log.backlog_reads_zero.load(Ordering::SeqCst) {
+            return Ok(0);
+        }
         Ok(self.log.pending() as u64)
     }
 }

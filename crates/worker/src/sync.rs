@@ -20,6 +20,10 @@ use moodwire_core::AnalysisRecorded;
 use crate::cpu::CpuGauge;
 use crate::recovery::Recovery;
 
+/// Once reading, a pause this long with no event means the log is drained (or the rest
+/// is on partitions another worker holds).
+const DRAINED_WAIT: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
     /// Work only while the smoothed system CPU is below this (percent).
@@ -136,6 +140,10 @@ pub struct IdleSync {
     /// The backlog as last seen, in /metrics and for whoever listens (readiness).
     backlog: Backlog,
     progress: Option<tokio::sync::watch::Sender<Option<Backlog>>>,
+    /// A batch was read and not stored, and going back to the last commit has not
+    /// worked yet. Until it has, nothing more is read: a later batch's commit would
+    /// mark the unstored one done too.
+    rewind_owed: bool,
 }
 
 impl IdleSync {
@@ -156,6 +164,7 @@ impl IdleSync {
                 oldest_age: None,
             },
             progress: None,
+            rewind_owed: false,
         }
     }
 
@@ -184,27 +193,34 @@ impl IdleSync {
     #[tracing::instrument(name = "sync_pass", skip(self))]
     pub async fn pass(&mut self, respect_gate: bool) -> Result<PassReport, SyncError> {
         let mut report = PassReport::default();
-        // Asking for the backlog costs broker round trips: once before, once after.
-        if self.report_backlog().await? == 0 {
-            self.set_oldest_age(None);
-            return Ok(report);
-        }
-        let mut wait = self.config.batch_wait;
+        // Asking for the backlog costs broker round trips: once before, once after. It
+        // sets how long to wait for the first event, never whether to read: a broker can
+        // under-report its end (Tansu gives the last record batch's first offset + 1, so
+        // a commit inside that batch reads as no lag), and only an empty batch proves
+        // that nothing waits.
+        let mut wait = if self.report_backlog().await? == 0 {
+            DRAINED_WAIT
+        } else {
+            self.config.batch_wait
+        };
+        let mut drained = false;
         loop {
             if respect_gate && !self.gate_open() {
                 report.interrupted_by_load = true;
                 break;
             }
-            let batch = self.feed.next_batch(self.config.batch_size, wait).await?;
-            // Once reading, a short pause means the log is drained (or the rest is on
-            // partitions another worker holds).
-            wait = Duration::from_millis(500);
+            let batch = self.next_batch(self.config.batch_size, wait).await?;
+            wait = DRAINED_WAIT;
             if batch.is_empty() {
+                drained = true;
                 break;
             }
             self.store_batch(batch, &mut report).await?;
         }
-        if self.report_backlog().await? == 0 {
+        if report.batches > 0 {
+            self.report_backlog().await?;
+        }
+        if drained {
             self.set_oldest_age(None);
         }
         Ok(report)
@@ -218,8 +234,7 @@ impl IdleSync {
         let mut report = PassReport::default();
         loop {
             let batch = self
-                .feed
-                .next_batch(self.config.overdue_batch, Duration::from_millis(500))
+                .next_batch(self.config.overdue_batch, DRAINED_WAIT)
                 .await?;
             let oldest = oldest_age(&batch);
             self.set_oldest_age(oldest);
@@ -227,7 +242,7 @@ impl IdleSync {
                 || oldest.is_some_and(|age| age > self.config.max_delay);
             if !overdue {
                 // Not due yet: leave it for the idle sync.
-                self.feed.rewind().await?;
+                self.rewind().await?;
                 break;
             }
             self.store_batch(batch, &mut report).await?;
@@ -244,6 +259,27 @@ impl IdleSync {
         Ok(report)
     }
 
+    /// The next batch, after the rewind a failed batch still owes.
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<EventBatch, EventLogError> {
+        if self.rewind_owed {
+            self.rewind().await?;
+        }
+        self.feed.next_batch(max, wait).await
+    }
+
+    /// Goes back to the last commit, so that what was read since is read again. Owed
+    /// until it works (a broker away, a rebalance): see `rewind_owed`.
+    async fn rewind(&mut self) -> Result<(), EventLogError> {
+        self.rewind_owed = true;
+        self.feed.rewind().await?;
+        self.rewind_owed = false;
+        Ok(())
+    }
+
     /// Saves one batch (setting aside what the store refuses and what cannot be read),
     /// then commits it in the log. On failure the batch is read again later.
     async fn store_batch(
@@ -254,7 +290,7 @@ impl IdleSync {
         let saved = match save_isolating(self.store.as_ref(), &batch.events, "sync").await {
             Ok(saved) => saved,
             Err(e) => {
-                self.feed.rewind().await?;
+                self.rewind().await?;
                 return Err(e.into());
             }
         };
@@ -262,7 +298,7 @@ impl IdleSync {
         dead.extend(batch.unreadable);
         if !dead.is_empty() {
             if let Err(e) = self.store.dead_letter(&dead).await {
-                self.feed.rewind().await?;
+                self.rewind().await?;
                 return Err(e.into());
             }
             announce_dead_letters(&dead);
@@ -326,11 +362,9 @@ impl IdleSync {
             } else {
                 // While waiting, the backlog still shows in /metrics; past the deadline
                 // what is overdue is stored anyway.
+                // The overdue check reads the log whatever its reported backlog,
+                // which can read 0 while events wait (see `pass`).
                 match self.report_backlog().await {
-                    Ok(0) => {
-                        self.set_oldest_age(None);
-                        Ok(false)
-                    }
                     Ok(_) if tokio::time::Instant::now() >= next_overdue_check => {
                         next_overdue_check =
                             tokio::time::Instant::now() + self.config.overdue_check_every();
@@ -494,6 +528,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rewind_that_fails_is_done_before_anything_more_is_read() {
+        let (log, store) = (MemoryLog::default(), Arc::new(MemoryStore::default()));
+        append(&log, &[event("a1", "ai", 1), event("a2", "ai", 1)]).await;
+        let mut sync = sync(&log, &store, Cpu::at(0.0));
+        sync.config.batch_size = 1;
+        store.set_down(true);
+        log.set_rewind_broken(true);
+        assert!(sync.pass(true).await.is_err(), "a1 cannot be stored");
+        store.set_down(false);
+        // The log still cannot go back: reading on would commit past a1 with a2.
+        assert!(sync.pass(true).await.is_err());
+        assert_eq!(store.saves(), 1, "only the first, failed save");
+        log.set_rewind_broken(false);
+        assert_eq!(sync.pass(true).await.unwrap().inserted, 2);
+        assert_eq!(store.analysis_ids(), ["a1", "a2"]);
+        assert_eq!(log.pending(), 0);
+    }
+
+    #[tokio::test]
     async fn one_poison_event_is_dead_lettered_and_every_other_is_stored() {
         let store = Arc::new(MemoryStore::refusing(has_nul));
         let log = MemoryLog::default();
@@ -578,9 +631,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_background_loop_syncs_an_overdue_backlog_under_load() {
+    async fn a_backlog_that_reads_zero_is_read_all_the_same() {
         let (log, store) = (MemoryLog::default(), Arc::new(MemoryStore::default()));
-        append(&log, &[event("a1", "ai", 1)]).await;
+        append(&log, &[event("a1", "ai", 1), event("a2", "ai", 1)]).await;
+        log.under_report_backlog();
+        let report = sync(&log, &store, Cpu::at(0.0)).pass(true).await.unwrap();
+        assert_eq!(report.inserted, 2);
+        assert_eq!(log.pending(), 0);
+    }
+
+    /// Runs the background loop on a busy CPU until `a1` is stored or 10 s pass.
+    async fn run_busy_until_stored(log: &MemoryLog, store: &Arc<MemoryStore>) {
         let config = SyncConfig {
             max_delay: Duration::from_millis(200),
             overdue_pause: Duration::ZERO,
@@ -597,6 +658,22 @@ mod tests {
         }
         stop.send(()).unwrap();
         running.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_background_loop_syncs_an_overdue_backlog_under_load() {
+        let (log, store) = (MemoryLog::default(), Arc::new(MemoryStore::default()));
+        append(&log, &[event("a1", "ai", 1)]).await;
+        run_busy_until_stored(&log, &store).await;
+        assert_eq!(store.analysis_ids(), ["a1"]);
+    }
+
+    #[tokio::test]
+    async fn an_overdue_backlog_that_reads_zero_is_synced_under_load() {
+        let (log, store) = (MemoryLog::default(), Arc::new(MemoryStore::default()));
+        append(&log, &[event("a1", "ai", 1)]).await;
+        log.under_report_backlog();
+        run_busy_until_stored(&log, &store).await;
         assert_eq!(store.analysis_ids(), ["a1"]);
     }
 
