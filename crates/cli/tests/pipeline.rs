@@ -196,6 +196,44 @@ async fn fill_journal(dir: &Path, events: usize, posts: usize) {
     }
 }
 
+/// A topic and consumer group of the test's own on the test broker, created.
+async fn own_topic(name: &str, partitions: i32) -> KafkaConfig {
+    let kafka = KafkaConfig {
+        brokers: service_env("MOODWIRE_TEST_KAFKA_BROKERS"),
+        topic: unique(&format!("moodwire.analyses.{name}")),
+        group: unique("group"),
+        partitions,
+    };
+    kafka.ensure_topic().await.unwrap();
+    kafka
+}
+
+/// The settings of a moodwire that reads `kafka` into `database`, and `extra`.
+fn reading_kafka<'a>(
+    kafka: &'a KafkaConfig,
+    database: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("KAFKA_BROKERS", kafka.brokers.as_str()),
+        ("MOODWIRE_KAFKA_TOPIC", kafka.topic.as_str()),
+        ("MOODWIRE_KAFKA_GROUP", kafka.group.as_str()),
+        ("DATABASE_URL", database),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// Sends `events` synthetic analyses to the topic, as a server's outbox would: at once,
+/// so that they travel in as few record batches as the producer makes.
+async fn forward_synthetic(kafka: &KafkaConfig, events: usize, posts: usize) {
+    let outbox = tempfile::tempdir().unwrap();
+    fill_journal(outbox.path(), events, posts).await;
+    let forwarder =
+        KafkaForwarder::new(Journal::open(outbox.path()).await.unwrap(), kafka).unwrap();
+    assert_eq!(forwarder.forward_all().await.unwrap(), events);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_defaults_sync_analyses_into_sqlite_once_idle() {
     let setup = Setup::new(&[]);
@@ -549,31 +587,20 @@ async fn two_workers_in_one_group_share_the_partitions() {
         "mw_pipeline",
     )
     .await;
-    let kafka = KafkaConfig {
-        brokers: service_env("MOODWIRE_TEST_KAFKA_BROKERS"),
-        topic: unique("moodwire.analyses.pair"),
-        group: unique("group"),
-        partitions: 4,
-    };
-    let env = [
-        ("KAFKA_BROKERS", kafka.brokers.as_str()),
-        ("MOODWIRE_KAFKA_TOPIC", kafka.topic.as_str()),
-        ("MOODWIRE_KAFKA_GROUP", kafka.group.as_str()),
-        ("DATABASE_URL", database.as_str()),
-        ("MOODWIRE_SYNC_BATCH", "5"),
-        ("MOODWIRE_WORKER_METRICS_ADDR", "127.0.0.1:0"),
-    ];
+    let kafka = own_topic("pair", 4).await;
+    let env = reading_kafka(
+        &kafka,
+        &database,
+        &[
+            ("MOODWIRE_SYNC_BATCH", "5"),
+            ("MOODWIRE_WORKER_METRICS_ADDR", "127.0.0.1:0"),
+        ],
+    );
     let (one, two) = (Setup::new(&env), Setup::new(&env));
-    kafka.ensure_topic().await.unwrap();
     let workers = [one.worker(&[]), two.worker(&[])];
     // Let both join the group before anything arrives.
     tokio::time::sleep(Duration::from_secs(8)).await;
-
-    let outbox = tempfile::tempdir().unwrap();
-    fill_journal(outbox.path(), EVENTS, 2).await;
-    let forwarder =
-        KafkaForwarder::new(Journal::open(outbox.path()).await.unwrap(), &kafka).unwrap();
-    assert_eq!(forwarder.forward_all().await.unwrap(), EVENTS);
+    forward_synthetic(&kafka, EVENTS, 2).await;
 
     eventually(
         Duration::from_secs(120),
@@ -624,18 +651,8 @@ async fn a_commit_inside_the_last_record_batch_is_read_on_from() {
         "mw_pipeline",
     )
     .await;
-    let kafka = KafkaConfig {
-        brokers: service_env("MOODWIRE_TEST_KAFKA_BROKERS"),
-        topic: unique("moodwire.analyses.tail"),
-        group: unique("group"),
-        partitions: 1,
-    };
-    kafka.ensure_topic().await.unwrap();
-    let outbox = tempfile::tempdir().unwrap();
-    fill_journal(outbox.path(), EVENTS, 1).await;
-    let forwarder =
-        KafkaForwarder::new(Journal::open(outbox.path()).await.unwrap(), &kafka).unwrap();
-    assert_eq!(forwarder.forward_all().await.unwrap(), EVENTS);
+    let kafka = own_topic("tail", 1).await;
+    forward_synthetic(&kafka, EVENTS, 1).await;
 
     // An earlier member of the group read and committed the first events only.
     let mut feed = KafkaFeed::subscribe(&kafka).unwrap();
@@ -654,12 +671,7 @@ async fn a_commit_inside_the_last_record_batch_is_read_on_from() {
         .await
         .unwrap();
 
-    let setup = Setup::new(&[
-        ("KAFKA_BROKERS", kafka.brokers.as_str()),
-        ("MOODWIRE_KAFKA_TOPIC", kafka.topic.as_str()),
-        ("MOODWIRE_KAFKA_GROUP", kafka.group.as_str()),
-        ("DATABASE_URL", database.as_str()),
-    ]);
+    let setup = Setup::new(&reading_kafka(&kafka, &database, &[]));
     let _worker = setup.worker(&[]);
     eventually(
         Duration::from_secs(90),
