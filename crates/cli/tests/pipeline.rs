@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use moodwire_core::ports::{EventFeed, EventLog};
-use moodwire_core::{
-    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Post, PostsSource, Prediction, Timings,
-};
+use moodwire_core::{AnalysisRecorded, ClassifiedPost, Post};
 use moodwire_storage::{Journal, KafkaConfig, KafkaFeed, KafkaForwarder};
 use moodwire_testkit::harness::{
     eventually, free_port, metric, pg_scalar, service_env, sqlite_scalar, unique, Server,
 };
+use moodwire_testkit::{classified_event, post, prediction};
 use serde_json::{json, Value};
 
 fn repo() -> PathBuf {
@@ -153,39 +152,19 @@ impl Drop for Worker {
 
 /// A synthetic computed analysis with `posts` posts (ids unique to it).
 fn synthetic_event(i: usize, posts: usize) -> AnalysisRecorded {
-    let classified: Vec<ClassifiedPost> = (0..posts)
-        .map(|j| {
-            let mut p = [0.02f32; 6];
-            p[(i + j) % 6] = 0.9;
-            ClassifiedPost {
-                post: Post {
-                    id: format!("e{i}p{j}"),
-                    subreddit: "test".into(),
-                    author: "a".into(),
-                    created_utc: Utc::now().timestamp(),
-                    title: format!("post {j} of event {i}"),
-                    selftext: String::new(),
-                    score: 0,
-                    permalink: String::new(),
-                },
-                prediction: Prediction::from_probabilities(p),
-            }
+    let posts = (0..posts)
+        .map(|j| ClassifiedPost {
+            post: Post {
+                created_utc: Utc::now().timestamp(),
+                ..post(&format!("e{i}p{j}"), &format!("post {j} of event {i}"))
+            },
+            prediction: prediction((i + j) % 6),
         })
         .collect();
-    let predictions: Vec<_> = classified.iter().map(|c| c.prediction.clone()).collect();
-    AnalysisRecorded::new(
-        Analysis {
-            id: format!("synthetic-{i}-{}", unique("e")),
-            keyword: format!("keyword {}", i % 17),
-            limit: posts as u32,
-            count: posts as u32,
-            agg: aggregate(&predictions),
-            model: "test-model".into(),
-            posts_source: PostsSource::Sample,
-            analyzed_at: Utc::now(),
-        },
-        classified,
-        Timings::default(),
+    classified_event(
+        &format!("synthetic-{i}-{}", unique("e")),
+        &format!("keyword {}", i % 17),
+        posts,
     )
 }
 

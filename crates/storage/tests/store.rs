@@ -4,53 +4,30 @@ use std::time::Duration;
 
 use chrono::Utc;
 use moodwire_core::ports::{DeadLetter, EventFeed, EventLog, Store};
-use moodwire_core::{
-    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Emotion, Keyword, Post, PostsSource,
-    Prediction, Timings, MAX_BATCH_BYTES,
-};
+use moodwire_core::{AnalysisRecorded, ClassifiedPost, Emotion, Keyword, Post, MAX_BATCH_BYTES};
 use moodwire_storage::{Journal, PostgresStore, SqliteStore};
-use moodwire_testkit::harness;
+use moodwire_testkit::{classified_event, harness, post, prediction};
 use sqlx::Connection;
 
-/// An event with `posts` posts, ids `{prefix}-{i}`; the first probability decides the label.
+/// An event with `posts` posts, ids `{prefix}-{i}`; post `i` is labelled `i % 6`.
 fn event(keyword: &str, prefix: &str, posts: usize) -> AnalysisRecorded {
-    let classified: Vec<ClassifiedPost> = (0..posts)
-        .map(|i| {
-            let mut p = [0.02f32; 6];
-            p[i % 6] = 0.9;
-            ClassifiedPost {
-                post: Post {
-                    id: format!("{prefix}-{i}"),
-                    subreddit: "test".into(),
-                    author: "someone".into(),
-                    created_utc: Utc::now().timestamp() - i as i64 * 60,
-                    title: format!("post {i} about {keyword} ✨"),
-                    selftext: "it's a 'quoted' body; DROP TABLE posts;".into(),
-                    score: i as i64,
-                    permalink: String::new(),
-                },
-                prediction: Prediction::from_probabilities(p),
-            }
+    let posts = (0..posts)
+        .map(|i| ClassifiedPost {
+            post: Post {
+                author: "someone".into(),
+                created_utc: Utc::now().timestamp() - i as i64 * 60,
+                selftext: "it's a 'quoted' body; DROP TABLE posts;".into(),
+                score: i as i64,
+                permalink: String::new(),
+                ..post(
+                    &format!("{prefix}-{i}"),
+                    &format!("post {i} about {keyword} ✨"),
+                )
+            },
+            prediction: prediction(i % 6),
         })
         .collect();
-    let predictions: Vec<Prediction> = classified.iter().map(|c| c.prediction.clone()).collect();
-    AnalysisRecorded::new(
-        Analysis {
-            id: harness::unique("event"),
-            keyword: keyword.into(),
-            limit: posts as u32,
-            count: posts as u32,
-            agg: aggregate(&predictions),
-            model: "test-model".into(),
-            posts_source: PostsSource::Sample,
-            analyzed_at: Utc::now(),
-        },
-        classified,
-        Timings {
-            fetch_ms: 1.0,
-            inference_ms: 2.0,
-        },
-    )
+    classified_event(&harness::unique("event"), keyword, posts)
 }
 
 /// A fresh PostgreSQL database; the test fails when there is no server to make it on.

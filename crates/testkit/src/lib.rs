@@ -53,7 +53,20 @@ pub fn prediction(label_index: usize) -> Prediction {
 
 /// The event of an analysis of `keyword` over `posts`, all classified as joy.
 pub fn event_of(id: &str, keyword: &str, posts: Vec<Post>) -> AnalysisRecorded {
-    let predictions: Vec<Prediction> = posts.iter().map(|_| prediction(1)).collect();
+    let posts = posts
+        .into_iter()
+        .map(|post| ClassifiedPost {
+            post,
+            prediction: prediction(1),
+        })
+        .collect();
+    classified_event(id, keyword, posts)
+}
+
+/// The event of an analysis of `keyword` over posts already classified: its aggregate
+/// computed from their predictions, as the service computes it.
+pub fn classified_event(id: &str, keyword: &str, posts: Vec<ClassifiedPost>) -> AnalysisRecorded {
+    let predictions: Vec<Prediction> = posts.iter().map(|c| c.prediction.clone()).collect();
     let analysis = Analysis {
         id: id.into(),
         keyword: keyword.into(),
@@ -64,11 +77,6 @@ pub fn event_of(id: &str, keyword: &str, posts: Vec<Post>) -> AnalysisRecorded {
         posts_source: PostsSource::Sample,
         analyzed_at: Utc::now(),
     };
-    let posts = posts
-        .into_iter()
-        .zip(predictions)
-        .map(|(post, prediction)| ClassifiedPost { post, prediction })
-        .collect();
     AnalysisRecorded::new(
         analysis,
         posts,

@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use moodwire_core::ports::{EventFeed, EventLog, Store};
-use moodwire_core::{
-    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Post, PostsSource, Prediction, Timings,
-};
+use moodwire_core::{AnalysisRecorded, ClassifiedPost, Post};
 use moodwire_storage::{
     Journal, KafkaConfig, KafkaFeed, KafkaForwarder, PostgresStore, SqliteStore,
 };
+use moodwire_testkit::{classified_event, post, prediction};
 use moodwire_worker::{CpuGauge, IdleSync, SyncConfig};
 
 struct Idle;
@@ -28,39 +27,25 @@ impl CpuGauge for Idle {
 }
 
 fn event(i: usize, posts: usize, run: &str) -> AnalysisRecorded {
-    let classified: Vec<ClassifiedPost> = (0..posts)
+    let posts = (0..posts)
         .map(|j| ClassifiedPost {
             post: Post {
-                id: format!("{run}-{i}-{j}"),
                 subreddit: "bench".into(),
-                author: "a".into(),
                 created_utc: Utc::now().timestamp(),
-                title: format!("post {j} of analysis {i}, a typical title of some length"),
                 selftext: "a body of a couple of sentences, as most posts have. ".repeat(3),
                 score: j as i64,
-                permalink: String::new(),
+                ..post(
+                    &format!("{run}-{i}-{j}"),
+                    &format!("post {j} of analysis {i}, a typical title of some length"),
+                )
             },
-            prediction: {
-                let mut p = [0.04f32; 6];
-                p[(i + j) % 6] = 0.8;
-                Prediction::from_probabilities(p)
-            },
+            prediction: prediction((i + j) % 6),
         })
         .collect();
-    let predictions: Vec<_> = classified.iter().map(|c| c.prediction.clone()).collect();
-    AnalysisRecorded::new(
-        Analysis {
-            id: format!("{run}-{i}"),
-            keyword: format!("keyword {}", i % 200),
-            limit: posts as u32,
-            count: posts as u32,
-            agg: aggregate(&predictions),
-            model: "bench".into(),
-            posts_source: PostsSource::Sample,
-            analyzed_at: Utc::now(),
-        },
-        classified,
-        Timings::default(),
+    classified_event(
+        &format!("{run}-{i}"),
+        &format!("keyword {}", i % 200),
+        posts,
     )
 }
 

@@ -20,7 +20,8 @@ use moodwire_core::AnalysisRecorded;
 use crate::cpu::CpuGauge;
 use crate::recovery::Recovery;
 
-/// Once reading, a pause this long with no event means the log is drained (or the rest
+/// How long a read waits when no event is known to wait (once reading, or when the
+/// backlog reads 0): a pause this long with none means the log is drained (or the rest
 /// is on partitions another worker holds).
 const DRAINED_WAIT: Duration = Duration::from_millis(500);
 
@@ -361,9 +362,8 @@ impl IdleSync {
                 })
             } else {
                 // While waiting, the backlog still shows in /metrics; past the deadline
-                // what is overdue is stored anyway.
-                // The overdue check reads the log whatever its reported backlog,
-                // which can read 0 while events wait (see `pass`).
+                // what is overdue is stored anyway. The overdue check reads the log
+                // whatever the backlog says, which can be 0 while events wait (`pass`).
                 match self.report_backlog().await {
                     Ok(_) if tokio::time::Instant::now() >= next_overdue_check => {
                         next_overdue_check =
