@@ -32,6 +32,21 @@ fn log_error(context: &str) -> impl Fn(sqlx::Error) -> EventLogError + '_ {
     move |e| EventLogError(format!("{context}: {e}"))
 }
 
+/// The last step of moving an entry elsewhere (its parts, or aside): it leaves `events`
+/// in the same transaction, so it is never in both places nor in neither.
+async fn remove_and_commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    seq: i64,
+    failed: &impl Fn(sqlx::Error) -> EventLogError,
+) -> Result<(), EventLogError> {
+    sqlx::query("DELETE FROM events WHERE seq = ?1")
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    tx.commit().await.map_err(failed)
+}
+
 /// An entry of the journal: (seq, key, payload).
 pub(crate) type Entry = (i64, String, Vec<u8>);
 
@@ -167,12 +182,7 @@ impl Journal {
                 .await
                 .map_err(&failed)?;
         }
-        sqlx::query("DELETE FROM events WHERE seq = ?1")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(&failed)?;
-        tx.commit().await.map_err(&failed)
+        remove_and_commit(tx, seq, &failed).await
     }
 
     /// Moves an entry no broker takes out of the way, keeping it with the reason.
@@ -191,12 +201,7 @@ impl Journal {
         .execute(&mut *tx)
         .await
         .map_err(&failed)?;
-        sqlx::query("DELETE FROM events WHERE seq = ?1")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(&failed)?;
-        tx.commit().await.map_err(&failed)
+        remove_and_commit(tx, *seq, &failed).await
     }
 
     /// The entries set aside because no broker took them, as dead letters.

@@ -218,16 +218,11 @@ mod tests {
             cache.put(&format!("k{i}"), &a).await.unwrap();
         }
         cache.entries.run_pending_tasks().await;
-        let mut seen = Vec::new();
-        let mut cursor = 0;
-        loop {
-            let (next, page) = cache.scan(cursor, 3).await.unwrap();
-            seen.extend(page.into_iter().map(|a| a.id));
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let mut seen: Vec<String> = moodwire_testkit::scan_all(&cache, 3)
+            .await
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
         seen.sort();
         assert_eq!(seen, ["0", "1", "2", "3", "4", "5", "6"]);
     }

@@ -7,6 +7,7 @@ use moodwire_core::ports::ResultCache;
 use moodwire_core::{aggregate, Analysis, PostsSource};
 use moodwire_storage::{RedisCache, RedisCacheConfig};
 use moodwire_testkit::harness::{free_port, RedisServer};
+use moodwire_testkit::scan_all;
 
 fn analysis(keyword: &str) -> Analysis {
     Analysis {
@@ -48,16 +49,11 @@ async fn scans_only_its_own_prefix_and_counts_queries() {
         cache.count_query(keyword).await.unwrap();
     }
 
-    let mut keywords = Vec::new();
-    let mut cursor = 0;
-    loop {
-        let (next, page) = cache.scan(cursor, 10).await.unwrap();
-        keywords.extend(page.into_iter().map(|a| a.keyword));
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let mut keywords: Vec<String> = scan_all(&cache, 10)
+        .await
+        .into_iter()
+        .map(|a| a.keyword)
+        .collect();
     keywords.sort();
     keywords.dedup();
     assert_eq!(keywords.len(), 25, "{keywords:?}");

@@ -97,6 +97,21 @@ pub fn event(id: &str, keyword: &str, n: usize) -> AnalysisRecorded {
 
 // ---------------------------------------------------------------- result cache
 
+/// Every analysis a cache's scan pages through, `page` at a time, from cursor 0 until
+/// the cache says the scan is complete (entries may come twice, as the port allows).
+pub async fn scan_all(cache: &dyn ResultCache, page: usize) -> Vec<Analysis> {
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (next, analyses) = cache.scan(cursor, page).await.unwrap();
+        seen.extend(analyses);
+        if next == 0 {
+            return seen;
+        }
+        cursor = next;
+    }
+}
+
 /// A result cache in a map; `top_queried` answers what the test put there. Made
 /// with [`MapCache::shared`], it grants each claim to one holder at a time, as a cache
 /// that several processes share does.
