@@ -117,13 +117,7 @@ fn main() {
 
 async fn run(repeats: usize) {
     let reddit = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/access_token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": "tok", "token_type": "bearer", "expires_in": 86400, "scope": "*"
-        })))
-        .mount(&reddit)
-        .await;
+    moodwire_testkit::reddit::grant_tokens(&reddit).await;
     let posts = Posts::default();
     Mock::given(method("GET"))
         .and(path("/search"))
@@ -134,7 +128,7 @@ async fn run(repeats: usize) {
         Some("bench-app"),
         Some(Secret::new("bench-secret".to_string())),
         Some("linux:moodwire-bench:0.1.0 (by /u/moodwire)"),
-        &format!("{}/api/v1/access_token", reddit.uri()),
+        &moodwire_testkit::reddit::token_url(&reddit),
         &reddit.uri(),
     )
     .unwrap();
@@ -162,15 +156,7 @@ async fn run(repeats: usize) {
         MemoryPredictions::DEFAULT_MAX_BYTES,
     )));
     let limit = Limit::parse(250).unwrap();
-    let searches = || async {
-        reddit
-            .received_requests()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|r| r.url.path() == "/search")
-            .count()
-    };
+    let searches = || moodwire_testkit::reddit::search_requests(&reddit);
     // (name, new posts before the refresh; None: the cold analysis itself)
     let scenarios: [(&str, Option<usize>); 4] = [
         ("cold: 250 posts, all new", None),

@@ -833,13 +833,7 @@ impl wiremock::Respond for SelfPostPages {
 async fn hostile_and_huge_analyses_never_stop_persistence() {
     use wiremock::matchers::{method, path};
     let reddit = wiremock::MockServer::start().await;
-    wiremock::Mock::given(method("POST"))
-        .and(path("/api/v1/access_token"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": "tok", "token_type": "bearer", "expires_in": 86400, "scope": "*"
-        })))
-        .mount(&reddit)
-        .await;
+    moodwire_testkit::reddit::grant_tokens(&reddit).await;
     wiremock::Mock::given(method("GET"))
         .and(path("/search"))
         .respond_with(SelfPostPages {
@@ -855,7 +849,7 @@ async fn hostile_and_huge_analyses_never_stop_persistence() {
     )
     .await;
     let topic = unique("moodwire.analyses.hostile");
-    let auth_url = format!("{}/api/v1/access_token", reddit.uri());
+    let auth_url = moodwire_testkit::reddit::token_url(&reddit);
     let setup = Setup::new(&[
         ("KAFKA_BROKERS", &service_env("MOODWIRE_TEST_KAFKA_BROKERS")),
         ("MOODWIRE_KAFKA_TOPIC", &topic),

@@ -170,13 +170,7 @@ async fn replicas_share_one_reddit_budget() {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let reddit = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/access_token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": "tok", "token_type": "bearer", "expires_in": 86400, "scope": "*"
-        })))
-        .mount(&reddit)
-        .await;
+    moodwire_testkit::reddit::grant_tokens(&reddit).await;
     let listing = json!({"kind": "Listing", "data": {"after": null, "children": [
         {"kind": "t3", "data": {"id": "r1", "subreddit": "news", "author": "a",
          "created_utc": 1_700_000_000, "title": "a post", "selftext": "", "permalink": "/r/news/r1"}}
@@ -188,7 +182,7 @@ async fn replicas_share_one_reddit_budget() {
         .await;
     let url = test_redis_url();
     let prefix = format!("moodwire-test-{}-{}:", std::process::id(), line!());
-    let auth = format!("{}/api/v1/access_token", reddit.uri());
+    let auth = moodwire_testkit::reddit::token_url(&reddit);
     let env = [
         ("REDIS_URL", url.as_str()),
         ("MOODWIRE_REDIS_PREFIX", prefix.as_str()),

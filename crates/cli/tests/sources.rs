@@ -2,6 +2,7 @@
 //! speaks Reddit's endpoints) and dump files.
 
 use moodwire_testkit::harness as common;
+use moodwire_testkit::reddit::{grant_tokens, refuse_tokens, token_url};
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
@@ -46,22 +47,9 @@ fn reddit_env(server: &MockServer) -> Vec<(&'static str, String)> {
         ("REDDIT_CLIENT_ID", "test-app".into()),
         ("REDDIT_CLIENT_SECRET", SECRET.into()),
         ("REDDIT_USER_AGENT", USER_AGENT.into()),
-        (
-            "REDDIT_AUTH_URL",
-            format!("{}/api/v1/access_token", server.uri()),
-        ),
+        ("REDDIT_AUTH_URL", token_url(server)),
         ("REDDIT_API_URL", server.uri()),
     ]
-}
-
-async fn mount_token(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path("/api/v1/access_token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": "tok", "token_type": "bearer", "expires_in": 86400, "scope": "*"
-        })))
-        .mount(server)
-        .await;
 }
 
 fn reddit_posts(n: usize) -> Value {
@@ -81,7 +69,7 @@ fn reddit_posts(n: usize) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn analyze_reads_reddit_when_credentials_are_set() {
     let server = MockServer::start().await;
-    mount_token(&server).await;
+    grant_tokens(&server).await;
     Mock::given(method("GET"))
         .and(path("/search"))
         .respond_with(ResponseTemplate::new(200).set_body_json(reddit_posts(12)))
@@ -104,14 +92,7 @@ async fn analyze_reads_reddit_when_credentials_are_set() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_reddit_credentials_stop_the_start_naming_the_variables() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/access_token"))
-        .respond_with(
-            ResponseTemplate::new(401)
-                .set_body_json(json!({"message": "Unauthorized", "error": 401})),
-        )
-        .mount(&server)
-        .await;
+    refuse_tokens(&server).await;
     let out = run(moodwire(&["analyze", "AI"], &reddit_env(&server))).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -136,7 +117,7 @@ async fn bad_reddit_credentials_stop_the_start_naming_the_variables() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limited_reddit_is_a_503_with_retry_after() {
     let server = MockServer::start().await;
-    mount_token(&server).await;
+    grant_tokens(&server).await;
     Mock::given(method("GET"))
         .and(path("/search"))
         .respond_with(
@@ -179,14 +160,19 @@ async fn analyze_reads_a_zstd_dump() {
     let dump = dir.path().join("RS_2021-01.zst");
     std::fs::write(&dump, zstd_compress(lines.as_bytes())).unwrap();
     let source = format!("dump:{}", dump.display());
-    let out = run(moodwire(
-        &["analyze", "bitcoin", "--limit", "25", "--source", &source],
-        &[],
-    ))
-    .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // `moodwire analyze` of the dump: the answer, and what the command logged.
+    let analyze = || async {
+        let out = run(moodwire(
+            &["analyze", "bitcoin", "--limit", "25", "--source", &source],
+            &[],
+        ))
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (body, stderr)
+    };
+    let (body, stderr) = analyze().await;
     assert_eq!(body["posts_source"], "dump");
     assert_eq!(body["count"], 25);
     assert!(stderr.contains("bad_lines=1"), "{stderr}");
@@ -211,15 +197,8 @@ async fn analyze_reads_a_zstd_dump() {
         summary.contains("indexed 30 posts from 31 lines"),
         "{summary}"
     );
-    let out = run(moodwire(
-        &["analyze", "bitcoin", "--limit", "25", "--source", &source],
-        &[],
-    ))
-    .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (indexed, stderr) = analyze().await;
     assert!(searched(&stderr).contains("index"), "{stderr}");
-    let indexed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         indexed["agg"], body["agg"],
         "the index finds the same posts as the scan"

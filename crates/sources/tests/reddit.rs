@@ -15,6 +15,7 @@ use moodwire_core::ports::{PostSource, SourceError, WorkSlot};
 use moodwire_core::{Keyword, Limit};
 use moodwire_sources::reddit::Secret;
 use moodwire_sources::{RedditConfig, RedditSource};
+use moodwire_testkit::reddit::{refuse_tokens, search_requests};
 
 const USER_AGENT: &str = "linux:moodwire-tests:0.1.0 (by /u/moodwire)";
 
@@ -192,14 +193,7 @@ async fn a_401_refreshes_the_token_once() {
 #[tokio::test]
 async fn bad_credentials_are_an_auth_error_naming_the_variables() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/access_token"))
-        .respond_with(
-            ResponseTemplate::new(401)
-                .set_body_json(json!({"message": "Unauthorized", "error": 401})),
-        )
-        .mount(&server)
-        .await;
+    refuse_tokens(&server).await;
     let reddit = source(&server);
     let err = reddit.check_credentials().await.unwrap_err();
     assert!(
@@ -282,16 +276,6 @@ async fn futures_join(
         results.push(task.await.unwrap());
     }
     results
-}
-
-async fn search_requests(server: &MockServer) -> usize {
-    server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path() == "/search")
-        .count()
 }
 
 #[tokio::test]

@@ -173,19 +173,9 @@ impl PredictionCache for MemoryPredictions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use moodwire_core::{aggregate, PostsSource};
 
     fn analysis() -> Analysis {
-        Analysis {
-            id: "01".into(),
-            keyword: "ai".into(),
-            limit: 10,
-            count: 0,
-            agg: aggregate(&[]),
-            model: "m".into(),
-            posts_source: PostsSource::Sample,
-            analyzed_at: chrono::Utc::now(),
-        }
+        moodwire_testkit::empty_analysis("ai")
     }
 
     #[tokio::test]

@@ -4,23 +4,9 @@
 use std::time::{Duration, Instant};
 
 use moodwire_core::ports::ResultCache;
-use moodwire_core::{aggregate, Analysis, PostsSource};
 use moodwire_storage::{RedisCache, RedisCacheConfig};
 use moodwire_testkit::harness::{free_port, RedisServer};
-use moodwire_testkit::scan_all;
-
-fn analysis(keyword: &str) -> Analysis {
-    Analysis {
-        id: "01".into(),
-        keyword: keyword.into(),
-        limit: 10,
-        count: 0,
-        agg: aggregate(&[]),
-        model: "m".into(),
-        posts_source: PostsSource::Sample,
-        analyzed_at: chrono::Utc::now(),
-    }
-}
+use moodwire_testkit::{empty_analysis, scan_all};
 
 fn config(prefix: &str) -> RedisCacheConfig {
     let mut config = RedisCacheConfig::new(prefix, Duration::from_secs(3600));
@@ -40,11 +26,11 @@ async fn scans_only_its_own_prefix_and_counts_queries() {
         .unwrap();
     for i in 0..25 {
         cache
-            .put(&format!("m:10:k{i}"), &analysis(&format!("k{i}")))
+            .put(&format!("m:10:k{i}"), &empty_analysis(&format!("k{i}")))
             .await
             .unwrap();
     }
-    neighbour.put("m:10:x", &analysis("x")).await.unwrap();
+    neighbour.put("m:10:x", &empty_analysis("x")).await.unwrap();
     for keyword in ["ai", "rust", "ai"] {
         cache.count_query(keyword).await.unwrap();
     }
@@ -77,14 +63,14 @@ async fn stores_under_the_prefix_with_the_ttl() {
         .await
         .unwrap();
     assert!(cache.get("m:250:ai").await.unwrap().is_none());
-    cache.put("m:250:ai", &analysis("ai")).await.unwrap();
+    cache.put("m:250:ai", &empty_analysis("ai")).await.unwrap();
     let stored = cache
         .get("m:250:ai")
         .await
         .unwrap()
         .expect("a hit after the put");
     assert_eq!(stored.keyword, "ai");
-    assert_eq!(stored.agg, analysis("ai").agg);
+    assert_eq!(stored.agg, empty_analysis("ai").agg);
 
     let client = redis::Client::open(server.url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
@@ -112,7 +98,7 @@ async fn a_dead_redis_fails_fast_and_the_cache_recovers_when_it_returns() {
     let started = Instant::now();
     let cache = RedisCache::new(&url, config("recover:")).await.unwrap();
     assert!(cache.get("k").await.is_err());
-    assert!(cache.put("k", &analysis("x")).await.is_err());
+    assert!(cache.put("k", &empty_analysis("x")).await.is_err());
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -122,7 +108,7 @@ async fn a_dead_redis_fails_fast_and_the_cache_recovers_when_it_returns() {
     let mut server = RedisServer::start_on(port);
     tokio::time::sleep(Duration::from_millis(150)).await;
     cache
-        .put("k", &analysis("x"))
+        .put("k", &empty_analysis("x"))
         .await
         .expect("reconnects once Redis is back");
     assert_eq!(cache.get("k").await.unwrap().unwrap().keyword, "x");
@@ -141,7 +127,7 @@ async fn a_dead_redis_fails_fast_and_the_cache_recovers_when_it_returns() {
     let _server = RedisServer::start_on(port);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match cache.put("k", &analysis("y")).await {
+        match cache.put("k", &empty_analysis("y")).await {
             Ok(()) => break,
             Err(e) => assert!(Instant::now() < deadline, "never recovered: {e}"),
         }
@@ -177,7 +163,7 @@ async fn keeps_post_predictions_apart_from_analyses() {
         })
         .collect();
     cache.put_many(&entries).await.unwrap();
-    cache.put("m:10:ai", &analysis("ai")).await.unwrap();
+    cache.put("m:10:ai", &empty_analysis("ai")).await.unwrap();
     let mut keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
     keys.push("m:unknown:abc".into());
     let got = cache.get_many(&keys).await.unwrap();

@@ -3,6 +3,7 @@
 //! ships.
 
 pub mod harness;
+pub mod reddit;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,6 +42,20 @@ pub fn post(id: &str, title: &str) -> Post {
         selftext: String::new(),
         score: 1,
         permalink: format!("/r/test/comments/{id}/"),
+    }
+}
+
+/// An analysis of `keyword` that found no posts, as a cache holds one.
+pub fn empty_analysis(keyword: &str) -> Analysis {
+    Analysis {
+        id: "01".into(),
+        keyword: keyword.into(),
+        limit: 10,
+        count: 0,
+        agg: aggregate(&[]),
+        model: "m".into(),
+        posts_source: PostsSource::Sample,
+        analyzed_at: Utc::now(),
     }
 }
 
