@@ -11,41 +11,18 @@ use moodwire_core::ports::{
 };
 use moodwire_core::service::{AnalysisService, AnalyzeError, Served};
 use moodwire_core::{Emotion, Keyword, Limit, Post, PostsSource, Prediction, MAX_EVENT_BYTES};
-use moodwire_testkit::{post, BrokenCache, MapCache, MapPredictions, MemoryLog};
+use moodwire_testkit::{post, BrokenCache, ListSource, MapCache, MapPredictions, MemoryLog};
 
-/// `posts` posts per search (at most the limit), each with a body of `body_chars`.
-struct Posts {
-    posts: usize,
-    body_chars: usize,
-}
-
-impl Default for Posts {
-    fn default() -> Self {
-        Posts {
-            posts: 3,
-            body_chars: 0,
-        }
-    }
-}
-
-#[async_trait]
-impl PostSource for Posts {
-    fn kind(&self) -> PostsSource {
-        PostsSource::Sample
-    }
-    async fn search(
-        &self,
-        _: &Keyword,
-        limit: Limit,
-        _: &WorkSlot,
-    ) -> Result<Vec<Post>, SourceError> {
-        Ok((0..limit.get().min(self.posts))
+/// `n` posts (ids `0`, `1`, ...), each with a body of `body_chars`.
+fn posts(n: usize, body_chars: usize) -> ListSource {
+    ListSource(
+        (0..n)
             .map(|i| Post {
-                selftext: "x".repeat(self.body_chars),
+                selftext: "x".repeat(body_chars),
                 ..post(&i.to_string(), &format!("post {i}"))
             })
-            .collect())
-    }
+            .collect(),
+    )
 }
 
 /// Slow enough that concurrent callers overlap; counts its calls.
@@ -73,7 +50,7 @@ struct Setup {
     log: MemoryLog,
 }
 
-fn setup_with(cache: Arc<dyn ResultCache>, posts: Posts) -> Setup {
+fn setup_with(cache: Arc<dyn ResultCache>, posts: ListSource) -> Setup {
     let classifier = Arc::new(SlowJoy::default());
     let log = MemoryLog::default();
     let service = Arc::new(AnalysisService::new(
@@ -90,7 +67,7 @@ fn setup_with(cache: Arc<dyn ResultCache>, posts: Posts) -> Setup {
 }
 
 fn setup() -> Setup {
-    setup_with(Arc::new(MapCache::default()), Posts::default())
+    setup_with(Arc::new(MapCache::default()), posts(3, 0))
 }
 
 fn keyword() -> Keyword {
@@ -119,13 +96,7 @@ async fn each_computed_analysis_is_recorded_once_with_its_posts() {
 
 #[tokio::test]
 async fn events_carry_excerpts_and_an_analysis_too_big_for_one_goes_in_parts() {
-    let Setup { service, log, .. } = setup_with(
-        Arc::new(MapCache::default()),
-        Posts {
-            posts: 1000,
-            body_chars: 40_000,
-        },
-    );
+    let Setup { service, log, .. } = setup_with(Arc::new(MapCache::default()), posts(1000, 40_000));
     let (analysis, _) = service
         .analyze(&keyword(), Limit::parse(1000).unwrap())
         .await
@@ -231,7 +202,7 @@ async fn a_broken_cache_only_costs_the_miss_path() {
         service,
         classifier,
         ..
-    } = setup_with(Arc::new(BrokenCache), Posts::default());
+    } = setup_with(Arc::new(BrokenCache), posts(3, 0));
     for _ in 0..2 {
         let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
         assert_eq!(served, Served::Inference);
@@ -263,7 +234,7 @@ impl EventLog for LateLog {
 async fn an_analysis_whose_caller_left_during_the_append_is_still_cached_once() {
     let log = Arc::new(LateLog::default());
     let service = AnalysisService::new(
-        Arc::new(Posts::default()),
+        Arc::new(posts(3, 0)),
         Arc::new(SlowJoy::default()),
         Arc::new(MapCache::default()),
         log.clone(),
@@ -305,21 +276,10 @@ impl Classifier for ByText {
     }
 }
 
-/// Posts `0..limit` of one fixed list of 200, two of which repeat another's text.
-struct Fixed;
-
-#[async_trait]
-impl PostSource for Fixed {
-    fn kind(&self) -> PostsSource {
-        PostsSource::Sample
-    }
-    async fn search(
-        &self,
-        _: &Keyword,
-        limit: Limit,
-        _: &WorkSlot,
-    ) -> Result<Vec<Post>, SourceError> {
-        Ok((0..limit.get().min(200))
+/// One list of 200 posts, two of which repeat another's text.
+fn fixed() -> ListSource {
+    ListSource(
+        (0..200)
             .map(|i| {
                 // Posts 100 and 101 are crossposts of post 7: other ids, the same text.
                 let text = if i == 100 || i == 101 { 7 } else { i };
@@ -328,14 +288,14 @@ impl PostSource for Fixed {
                     &format!("post number {text} {}", "x".repeat(text % 11)),
                 )
             })
-            .collect())
-    }
+            .collect(),
+    )
 }
 
 fn with_predictions(predictions: Option<Arc<MapPredictions>>) -> (AnalysisService, Arc<ByText>) {
     let classifier = Arc::new(ByText::default());
     let mut service = AnalysisService::new(
-        Arc::new(Fixed),
+        Arc::new(fixed()),
         classifier.clone(),
         Arc::new(MapCache::default()),
         Arc::new(MemoryLog::default()),
@@ -407,7 +367,7 @@ async fn replicas_on_one_shared_cache_compute_a_new_question_once() {
     let replica = || {
         let classifier = Arc::new(SlowJoy::default());
         let service = Arc::new(AnalysisService::new(
-            Arc::new(Posts::default()),
+            Arc::new(posts(3, 0)),
             classifier.clone(),
             cache.clone(),
             Arc::new(MemoryLog::default()),

@@ -56,6 +56,11 @@ struct TestApp {
 }
 
 impl TestApp {
+    /// How many times the model has been asked to classify.
+    fn model_calls(&self) -> usize {
+        self.classifier.calls.load(Ordering::SeqCst)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -193,7 +198,7 @@ async fn a_miss_then_a_hit_with_the_same_breakdown_and_a_valid_plot() {
     assert_eq!(status, 200);
     assert_contract(&second, "AI", "cache");
     assert_eq!(first["agg"], second["agg"]);
-    assert_eq!(app.classifier.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(app.model_calls(), 1);
 
     for body in [&first, &second] {
         let png = base64::engine::general_purpose::STANDARD
@@ -251,7 +256,7 @@ async fn one_hundred_concurrent_misses_run_inference_once() {
         let this = body["agg"].clone();
         assert_eq!(agg.get_or_insert(this.clone()), &this);
     }
-    assert_eq!(app.classifier.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(app.model_calls(), 1);
     assert_eq!(
         app.journal.pending().await.unwrap(),
         1,
@@ -415,11 +420,7 @@ async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
             None => assert!(answer["error"].get("field").is_none()),
         }
     }
-    assert_eq!(
-        app.classifier.calls.load(Ordering::SeqCst),
-        0,
-        "bad input never reaches the model"
-    );
+    assert_eq!(app.model_calls(), 0, "bad input never reaches the model");
 }
 
 #[tokio::test]
@@ -717,11 +718,7 @@ async fn analyze_takes_json_bodies_only() {
         .post(r#"{"keyword": "AI", "limit": 5, "return_plot": false}"#)
         .await;
     assert_eq!(status, 200);
-    assert_eq!(
-        app.classifier.calls.load(Ordering::SeqCst),
-        1,
-        "415s never reach the model"
-    );
+    assert_eq!(app.model_calls(), 1, "415s never reach the model");
 }
 
 #[tokio::test]

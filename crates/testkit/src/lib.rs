@@ -15,12 +15,12 @@ use chrono::{DateTime, Utc};
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
 use moodwire_core::ports::{
     CacheError, DeadLetter, EventBatch, EventFeed, EventLog, EventLogError, History, KnownPosts,
-    LogPosition, PredictionCache, Probabilities, ResultCache, SaveReport, Store, StoreError,
-    StoredDeadLetter,
+    LogPosition, PostSource, PredictionCache, Probabilities, ResultCache, SaveReport, SourceError,
+    Store, StoreError, StoredDeadLetter, WorkSlot,
 };
 use moodwire_core::{
-    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Post, PostsSource, Prediction,
-    Timings,
+    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit, Post, PostsSource,
+    Prediction, Timings,
 };
 
 /// Test state behind a lock: a panicking test cannot leave it torn in a way that
@@ -108,6 +108,28 @@ pub fn event(id: &str, keyword: &str, n: usize) -> AnalysisRecorded {
         .map(|i| post(&format!("{id}-p{i}"), &format!("{keyword} post {i}")))
         .collect();
     event_of(id, keyword, posts)
+}
+
+// ---------------------------------------------------------------- post source
+
+/// A local source (`sample`) that answers every keyword with the first `limit` posts of
+/// one list, as a corpus with that many matches does.
+pub struct ListSource(pub Vec<Post>);
+
+#[async_trait]
+impl PostSource for ListSource {
+    fn kind(&self) -> PostsSource {
+        PostsSource::Sample
+    }
+
+    async fn search(
+        &self,
+        _: &Keyword,
+        limit: Limit,
+        _: &WorkSlot,
+    ) -> Result<Vec<Post>, SourceError> {
+        Ok(self.0.iter().take(limit.get()).cloned().collect())
+    }
 }
 
 // ---------------------------------------------------------------- result cache
