@@ -175,6 +175,17 @@ async fn fill_journal(dir: &Path, events: usize, posts: usize) {
     }
 }
 
+/// The analyses PostgreSQL holds from their events. Recovery may first backfill an
+/// analysis from the cache (flagged `recovered`, without its posts) while its event is
+/// still on its way; counting those would let a test go on before the event arrived.
+async fn stored_from_events(database: &str) -> Option<i64> {
+    pg_scalar(
+        database,
+        "SELECT count(*) FROM analyses WHERE NOT recovered",
+    )
+    .await
+}
+
 /// A topic and consumer group of the test's own on the test broker, created.
 async fn own_topic(name: &str, partitions: i32) -> KafkaConfig {
     let kafka = KafkaConfig {
@@ -301,7 +312,7 @@ async fn analyses_flow_through_kafka_into_postgres() {
     eventually(
         Duration::from_secs(30),
         "the analyses in PostgreSQL",
-        || async { pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(2) },
+        || async { stored_from_events(&database).await == Some(2) },
     )
     .await;
     let id = analysis["analysis_id"].as_str().unwrap();
@@ -354,7 +365,7 @@ async fn a_dead_database_only_delays_the_sync() {
     eventually(
         Duration::from_secs(20),
         "the first analysis stored",
-        || async { pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(1) },
+        || async { stored_from_events(&database).await == Some(1) },
     )
     .await;
 
@@ -469,7 +480,7 @@ async fn a_dead_broker_only_delays_events() {
     eventually(
         Duration::from_secs(30),
         "the first analysis stored",
-        || async { pg_scalar(&database, "SELECT count(*) FROM analyses").await == Some(1) },
+        || async { stored_from_events(&database).await == Some(1) },
     )
     .await;
 
