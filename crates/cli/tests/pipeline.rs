@@ -499,12 +499,10 @@ async fn a_dead_broker_only_delays_events() {
     .await;
 }
 
-// Not in `make test`: on Tansu the replacement worker at times gets no partition for
-// minutes (README, "Known problems"). On 2026-12-02: 1 of 2 runs as it is, 4 of 8 with
-// a workaround tried (run alone in its file, a join after the session timeout, a broker
-// restart before the join).
-// Run it by hand: `cargo test --release -p moodwire --test pipeline -- --ignored`.
-#[ignore = "Tansu's group coordinator at times never hands the replacement a partition"]
+// Left out of `make test` until 2026-12-07: the replacement worker at times stored
+// nothing for minutes, which was put down to Tansu's group coordinator. It was the sync
+// believing Tansu's short lag (`a_commit_inside_the_last_record_batch_is_read_on_from`);
+// with that fixed it passed 6 runs of 6.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_loses_nothing_and_duplicates_nothing() {
     const EVENTS: usize = 400;
