@@ -165,6 +165,14 @@ pub struct WorkerArgs {
     /// Seconds between two refreshes (keeps the warmer well inside the Reddit budget).
     #[arg(long, env = "MOODWIRE_WARM_PACE_SECS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub warm_pace_secs: u64,
+    /// Most post texts the warmer reads from the store for the last 6 hours, to find
+    /// trending words (a sample is enough to see a word rise).
+    #[arg(long, env = "MOODWIRE_WARM_RECENT_POSTS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub warm_recent_posts: u64,
+    /// Most post texts it reads for the week before, the background those words rise
+    /// against (all of a week's posts could be millions).
+    #[arg(long, env = "MOODWIRE_WARM_BACKGROUND_POSTS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub warm_background_posts: u64,
     /// Seconds between two warmer cycles in `serve` / `worker`.
     #[arg(long, env = "MOODWIRE_WARM_EVERY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub warm_every_secs: u64,

@@ -108,6 +108,8 @@ impl WorkerArgs {
             pace: Duration::from_secs(self.warm_pace_secs),
             ttl: cache.ttl(),
             every: Duration::from_secs(self.warm_every_secs),
+            recent_posts: self.warm_recent_posts as usize,
+            background_posts: self.warm_background_posts as usize,
             ..WarmConfig::default()
         }
     }

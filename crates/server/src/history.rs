@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood, RowLimit};
 use moodwire_core::ports::{History, Store};
@@ -51,6 +51,27 @@ pub struct PostsResponse {
     pub analysis: Option<AnalysisPosts>,
 }
 
+/// The keyword a history route is about, from its path.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct KeywordPath {
+    /// The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank, no control or format characters
+    keyword: String,
+}
+
+/// What a keyword's history route answers when it cannot answer with the history.
+/// It only describes those answers for the API description: `ApiError` makes them.
+#[allow(dead_code)]
+#[derive(utoipa::IntoResponses)]
+pub(crate) enum KeywordRouteErrors {
+    /// The keyword or a query parameter is invalid
+    #[response(status = 422)]
+    Invalid(crate::ErrorBody),
+    /// The store is not reachable yet
+    #[response(status = 503)]
+    StoreUnreachable(crate::ErrorBody),
+}
+
 /// Keywords in the store with the emotion shares of their latest analysis.
 #[utoipa::path(
     get,
@@ -72,59 +93,47 @@ pub(crate) async fn keywords(
 }
 
 /// The emotion shares of a keyword's stored analyses over time.
-#[utoipa::path(
-    get,
-    path = "/api/keywords/{keyword}/trend",
-    params(
-        ("keyword" = String, Path, description = "The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank, no control or format characters"),
-        ("points" = Option<u32>, Query, description = "How many of the latest analyses"),
-    ),
-    responses(
-        (status = 200, description = "The latest analyses, oldest first", body = TrendResponse),
-        (status = 422, description = "The keyword or a query parameter is invalid", body = crate::ErrorBody),
-        (status = 503, description = "The store is not reachable yet", body = crate::ErrorBody),
-    )
+#[utoipa::path(get, path = "/api/keywords/{keyword}/trend",
+    params(KeywordPath, ("points" = Option<u32>, Query, description = "How many of the latest analyses")),
+    responses((status = 200, description = "The latest analyses, oldest first", body = TrendResponse), KeywordRouteErrors)
 )]
 pub(crate) async fn trend(
     State(state): State<AppState>,
-    keyword: Result<Path<String>, PathRejection>,
+    keyword: Result<Path<KeywordPath>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<TrendResponse>, ApiError> {
-    let keyword = path_keyword(keyword)?;
-    let points = TREND_POINTS.parse(query.as_deref())?;
-    let points = history(&state)?.trend(&keyword, points.get()).await?;
-    Ok(Json(TrendResponse {
-        keyword: keyword.normalized(),
-        points,
-    }))
+    let (history, keyword, points) = keyword_route(&state, keyword, query, &TREND_POINTS)?;
+    let points = history.trend(&keyword, points).await?;
+    let keyword = keyword.normalized();
+    Ok(Json(TrendResponse { keyword, points }))
 }
 
 /// The posts of a keyword's latest stored analysis with each one's confidence.
-#[utoipa::path(
-    get,
-    path = "/api/keywords/{keyword}/posts",
-    params(
-        ("keyword" = String, Path, description = "The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank, no control or format characters"),
-        ("limit" = Option<u32>, Query, description = "How many posts"),
-    ),
-    responses(
-        (status = 200, description = "The posts, least confident first", body = PostsResponse),
-        (status = 422, description = "The keyword or a query parameter is invalid", body = crate::ErrorBody),
-        (status = 503, description = "The store is not reachable yet", body = crate::ErrorBody),
-    )
+#[utoipa::path(get, path = "/api/keywords/{keyword}/posts",
+    params(KeywordPath, ("limit" = Option<u32>, Query, description = "How many posts")),
+    responses((status = 200, description = "The posts, least confident first", body = PostsResponse), KeywordRouteErrors)
 )]
 pub(crate) async fn posts(
     State(state): State<AppState>,
-    keyword: Result<Path<String>, PathRejection>,
+    keyword: Result<Path<KeywordPath>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<PostsResponse>, ApiError> {
+    let (history, keyword, limit) = keyword_route(&state, keyword, query, &POSTS_LIMIT)?;
+    let analysis = history.scored_posts(&keyword, limit).await?;
+    let keyword = keyword.normalized();
+    Ok(Json(PostsResponse { keyword, analysis }))
+}
+
+/// What a keyword route asks: the history, the keyword and how many rows.
+fn keyword_route(
+    state: &AppState,
+    keyword: Result<Path<KeywordPath>, PathRejection>,
+    query: Option<String>,
+    rows: &RowParam,
+) -> Result<(Arc<dyn History>, Keyword, usize), ApiError> {
     let keyword = path_keyword(keyword)?;
-    let limit = POSTS_LIMIT.parse(query.as_deref())?;
-    let analysis = history(&state)?.scored_posts(&keyword, limit.get()).await?;
-    Ok(Json(PostsResponse {
-        keyword: keyword.normalized(),
-        analysis,
-    }))
+    let rows = rows.parse(query.as_deref())?;
+    Ok((history(state)?, keyword, rows.get()))
 }
 
 /// A row-count query parameter of the history routes: its name, default and bound
@@ -182,8 +191,8 @@ pub(crate) async fn store_status(state: &AppState) -> String {
     }
 }
 
-fn path_keyword(raw: Result<Path<String>, PathRejection>) -> Result<Keyword, ApiError> {
-    let Path(raw) = raw.map_err(|_| ApiError::WrongType {
+fn path_keyword(raw: Result<Path<KeywordPath>, PathRejection>) -> Result<Keyword, ApiError> {
+    let Path(KeywordPath { keyword: raw }) = raw.map_err(|_| ApiError::WrongType {
         field: "keyword",
         expected: "percent-encoded UTF-8 text",
     })?;

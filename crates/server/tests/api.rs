@@ -103,6 +103,26 @@ async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
+/// The app with these API keys (comma-separated) and no rate limit.
+async fn spawn_app_with_keys(keys: &str) -> TestApp {
+    spawn_app_with(Options {
+        access: AccessPolicy::new(ApiKey::parse_list(keys), None),
+        ..Options::default()
+    })
+    .await
+}
+
+/// The app with these connection limits, and the address to open raw connections to.
+async fn spawn_app_with_limits(limits: ConnectionLimits) -> (TestApp, String) {
+    let app = spawn_app_with(Options {
+        limits,
+        ..Options::default()
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    (app, address)
+}
+
 async fn spawn_app_with(options: Options) -> TestApp {
     let dir = ModelDir::open(repo("models/emotion")).expect("the bundled model");
     let engine = Engine::load(&dir, EngineOptions::default()).expect("the model loads");
@@ -329,83 +349,26 @@ async fn overload_is_answered_503_with_retry_after_at_once() {
 async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
     let app = spawn_app().await;
     let long = "k".repeat(101);
+    let huge = format!(r#"{{"keyword": "{}"}}"#, "a".repeat(17 * 1024));
+    // One case a line: the body, then the status, code and field it must be answered with.
+    #[rustfmt::skip]
     let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
-        ("not json".into(), 400, "invalid_json", None),
-        ("[]".into(), 400, "invalid_json", None),
-        ("{}".into(), 422, "missing_field", Some("keyword")),
-        (
-            r#"{"keyword": 42}"#.into(),
-            422,
-            "invalid_type",
-            Some("keyword"),
-        ),
-        (
-            r#"{"keyword": "  "}"#.into(),
-            422,
-            "invalid_keyword",
-            Some("keyword"),
-        ),
-        (
-            format!(r#"{{"keyword": "{long}"}}"#),
-            422,
-            "invalid_keyword",
-            Some("keyword"),
-        ),
-        (
-            r#"{"keyword": "ai", "limit": 0}"#.into(),
-            422,
-            "invalid_limit",
-            Some("limit"),
-        ),
-        (
-            r#"{"keyword": "ai", "limit": 1001}"#.into(),
-            422,
-            "invalid_limit",
-            Some("limit"),
-        ),
-        (
-            r#"{"keyword": "ai", "limit": "ten"}"#.into(),
-            422,
-            "invalid_type",
-            Some("limit"),
-        ),
-        (
-            r#"{"keyword": "ai", "return_plot": 1}"#.into(),
-            422,
-            "invalid_type",
-            Some("return_plot"),
-        ),
-        (
-            r#"{"keyword": "ai", "colour": "red"}"#.into(),
-            422,
-            "unknown_field",
-            Some("colour"),
-        ),
-        (
-            format!(r#"{{"keyword": "{}"}}"#, "a".repeat(17 * 1024)),
-            413,
-            "body_too_large",
-            None,
-        ),
+        ("not json".into(),                                400, "invalid_json",    None),
+        ("[]".into(),                                      400, "invalid_json",    None),
+        ("{}".into(),                                      422, "missing_field",   Some("keyword")),
+        (r#"{"keyword": 42}"#.into(),                      422, "invalid_type",    Some("keyword")),
+        (r#"{"keyword": "  "}"#.into(),                    422, "invalid_keyword", Some("keyword")),
+        (format!(r#"{{"keyword": "{long}"}}"#),            422, "invalid_keyword", Some("keyword")),
+        (r#"{"keyword": "ai", "limit": 0}"#.into(),        422, "invalid_limit",   Some("limit")),
+        (r#"{"keyword": "ai", "limit": 1001}"#.into(),     422, "invalid_limit",   Some("limit")),
+        (r#"{"keyword": "ai", "limit": "ten"}"#.into(),    422, "invalid_type",    Some("limit")),
+        (r#"{"keyword": "ai", "return_plot": 1}"#.into(),  422, "invalid_type",    Some("return_plot")),
+        (r#"{"keyword": "ai", "colour": "red"}"#.into(),   422, "unknown_field",   Some("colour")),
+        (huge,                                             413, "body_too_large",  None),
         // Control and format characters: NUL, a bidi override, a zero-width space.
-        (
-            r#"{"keyword": "a\u0000b", "limit": 20}"#.into(),
-            422,
-            "invalid_keyword",
-            Some("keyword"),
-        ),
-        (
-            r#"{"keyword": "\u202eevil"}"#.into(),
-            422,
-            "invalid_keyword",
-            Some("keyword"),
-        ),
-        (
-            r#"{"keyword": "zero\u200bwidth"}"#.into(),
-            422,
-            "invalid_keyword",
-            Some("keyword"),
-        ),
+        (r#"{"keyword": "a\u0000b", "limit": 20}"#.into(), 422, "invalid_keyword", Some("keyword")),
+        (r#"{"keyword": "\u202eevil"}"#.into(),            422, "invalid_keyword", Some("keyword")),
+        (r#"{"keyword": "zero\u200bwidth"}"#.into(),       422, "invalid_keyword", Some("keyword")),
     ];
     for (body, status, code, field) in cases {
         let (got, answer) = app.post(&body).await;
@@ -426,18 +389,15 @@ async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = spawn_app().await;
-    let r = app.get("/nope").await;
-    assert_eq!(r.status(), 404);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "not_found"
-    );
-    let r = app.get("/analyze").await;
-    assert_eq!(r.status(), 405);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "method_not_allowed"
-    );
+    for (path, status, code) in [
+        ("/nope", 404, "not_found"),
+        ("/analyze", 405, "method_not_allowed"),
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), status, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}");
+    }
 }
 
 #[tokio::test]
@@ -502,12 +462,7 @@ async fn health_readiness_metrics_and_openapi() {
 
 #[tokio::test]
 async fn api_keys_guard_every_route_but_healthz() {
-    let access = AccessPolicy::new(ApiKey::parse_list("k-one,k-two"), None);
-    let app = spawn_app_with(Options {
-        access,
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_app_with_keys("k-one,k-two").await;
     let client = &app.client;
     let healthz = client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(healthz.status(), 200);
@@ -605,12 +560,7 @@ async fn slow_huge_or_excess_connections_are_cut_off() {
         max_connections: 3,
         ..ConnectionLimits::default()
     };
-    let app = spawn_app_with(Options {
-        limits,
-        ..Options::default()
-    })
-    .await;
-    let address = app.base.trim_start_matches("http://").to_string();
+    let (app, address) = spawn_app_with_limits(limits).await;
 
     let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: moodwire\r\n")
@@ -780,12 +730,8 @@ async fn silent_connections_are_closed_at_the_header_timeout() {
         header_read_timeout: Duration::from_secs(1),
         ..ConnectionLimits::default()
     };
-    let app = spawn_app_with(Options {
-        limits,
-        ..Options::default()
-    })
-    .await;
-    let address = app.base.trim_start_matches("http://").to_string();
+    // `_app` keeps the server up to the end of the test.
+    let (_app, address) = spawn_app_with_limits(limits).await;
     for first_bytes in [&b""[..], b"P", b"PRI * HTTP/2.0\r\n"] {
         let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
         silent.write_all(first_bytes).await.unwrap();
@@ -805,12 +751,7 @@ async fn silent_connections_are_closed_at_the_header_timeout() {
 
 #[tokio::test]
 async fn repeated_bad_keys_from_one_address_are_refused_for_a_while() {
-    let access = AccessPolicy::new(ApiKey::parse_list("the-key"), None);
-    let app = spawn_app_with(Options {
-        access,
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_app_with_keys("the-key").await;
     let readyz = |key: &str| {
         app.client
             .get(app.url("/readyz"))

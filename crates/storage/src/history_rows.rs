@@ -1,20 +1,16 @@
-//! The history read side, one implementation for PostgreSQL and SQLite: the queries,
-//! their rows and their assembly into the domain's history types. The dialects differ
-//! in nothing these queries use: counts are cast to BIGINT for one row type to decode
-//! either, and PostgreSQL's `$n` placeholders are named parameters in SQLite, numbered
-//! in order of first use, which each query follows.
+//! The history read side's queries, their rows and their assembly into the domain's
+//! history types (run by [`crate::queries::Queries`] on either dialect). Counts are
+//! cast to BIGINT for one row type to decode either.
 
 use chrono::{DateTime, Utc};
 use moodwire_core::history::{
     in_emotion_order, AnalysisPosts, AnalysisSummary, KeywordMood, ScoredPost,
 };
 use moodwire_core::ports::StoreError;
-use moodwire_core::{excerpt, Emotion, EmotionShare, Keyword, Post};
-use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use moodwire_core::{excerpt, Emotion, EmotionShare, Post};
 
-use crate::store_error::{store_error, Dialect};
-
-const KEYWORD_MOODS: &str = "SELECT k.keyword, k.display, CAST(k.analyses AS BIGINT) AS analyses,
+pub(crate) const KEYWORD_MOODS: &str =
+    "SELECT k.keyword, k.display, CAST(k.analyses AS BIGINT) AS analyses,
         a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
         e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
  FROM (SELECT keyword, display, analyses, last_analyzed_at FROM keywords
@@ -25,7 +21,7 @@ const KEYWORD_MOODS: &str = "SELECT k.keyword, k.display, CAST(k.analyses AS BIG
  JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
  ORDER BY k.analyses DESC, k.last_analyzed_at DESC, k.keyword";
 
-const TREND: &str =
+pub(crate) const TREND: &str =
     "SELECT a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
         e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
  FROM (SELECT analysis_id, analyzed_at, post_count FROM analyses WHERE keyword = $1
@@ -33,7 +29,7 @@ const TREND: &str =
  JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
  ORDER BY a.analyzed_at, a.analysis_id";
 
-const SCORED_POSTS: &str =
+pub(crate) const SCORED_POSTS: &str =
     "SELECT a.analysis_id, a.analyzed_at, p.post_id, p.subreddit, p.created_at,
         p.title, p.body, p.permalink, r.label, r.score
  FROM (SELECT analysis_id, analyzed_at FROM analyses
@@ -42,110 +38,6 @@ const SCORED_POSTS: &str =
  JOIN predictions r ON r.analysis_id = a.analysis_id
  JOIN posts p ON p.post_id = r.post_id
  ORDER BY r.score, p.post_id LIMIT $2";
-
-/// Implements `History` for a store through its `queries()`: both stores answer the
-/// history routes with the same queries.
-macro_rules! history_through_queries {
-    ($store:ty) => {
-        #[async_trait::async_trait]
-        impl moodwire_core::ports::History for $store {
-            async fn keyword_moods(
-                &self,
-                max: usize,
-            ) -> Result<Vec<moodwire_core::history::KeywordMood>, moodwire_core::ports::StoreError>
-            {
-                self.queries().keyword_moods(max).await
-            }
-
-            async fn trend(
-                &self,
-                keyword: &moodwire_core::Keyword,
-                points: usize,
-            ) -> Result<
-                Vec<moodwire_core::history::AnalysisSummary>,
-                moodwire_core::ports::StoreError,
-            > {
-                self.queries().trend(keyword, points).await
-            }
-
-            async fn scored_posts(
-                &self,
-                keyword: &moodwire_core::Keyword,
-                max: usize,
-            ) -> Result<
-                Option<moodwire_core::history::AnalysisPosts>,
-                moodwire_core::ports::StoreError,
-            > {
-                self.queries().scored_posts(keyword, max).await
-            }
-        }
-    };
-}
-pub(crate) use history_through_queries;
-
-/// The history queries on a pool of either dialect.
-pub(crate) struct HistoryQueries<'a, DB: Database> {
-    pub pool: &'a Pool<DB>,
-    pub dialect: Dialect,
-}
-
-impl<DB> HistoryQueries<'_, DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'r> MoodRow: FromRow<'r, DB::Row>,
-    for<'r> SummaryRow: FromRow<'r, DB::Row>,
-    for<'r> ScoredPostRow: FromRow<'r, DB::Row>,
-{
-    pub async fn keyword_moods(&self, max: usize) -> Result<Vec<KeywordMood>, StoreError> {
-        let rows = sqlx::query_as::<DB, MoodRow>(KEYWORD_MOODS)
-            .bind(max as i64)
-            .fetch_all(self.pool)
-            .await
-            .map_err(store_error(
-                self.dialect,
-                "cannot read keywords from the store",
-            ))?;
-        moods(rows)
-    }
-
-    pub async fn trend(
-        &self,
-        keyword: &Keyword,
-        points: usize,
-    ) -> Result<Vec<AnalysisSummary>, StoreError> {
-        let rows = sqlx::query_as::<DB, SummaryRow>(TREND)
-            .bind(keyword.normalized())
-            .bind(points as i64)
-            .fetch_all(self.pool)
-            .await
-            .map_err(store_error(
-                self.dialect,
-                "cannot read analyses from the store",
-            ))?;
-        summaries(&rows)
-    }
-
-    pub async fn scored_posts(
-        &self,
-        keyword: &Keyword,
-        max: usize,
-    ) -> Result<Option<AnalysisPosts>, StoreError> {
-        let rows = sqlx::query_as::<DB, ScoredPostRow>(SCORED_POSTS)
-            .bind(keyword.normalized())
-            .bind(max as i64)
-            .fetch_all(self.pool)
-            .await
-            .map_err(store_error(
-                self.dialect,
-                "cannot read posts from the store",
-            ))?;
-        analysis_posts(rows)
-    }
-}
 
 /// An emotion row of an analysis, with the analysis's own columns.
 #[derive(sqlx::FromRow)]
@@ -201,7 +93,7 @@ fn share(row: &SummaryRow) -> Result<EmotionShare, StoreError> {
 }
 
 /// Groups emotion rows, ordered by analysis, into one summary per analysis.
-fn summaries(rows: &[SummaryRow]) -> Result<Vec<AnalysisSummary>, StoreError> {
+pub(crate) fn summaries(rows: &[SummaryRow]) -> Result<Vec<AnalysisSummary>, StoreError> {
     let mut out: Vec<AnalysisSummary> = Vec::new();
     let mut start = 0;
     while start < rows.len() {
@@ -225,7 +117,7 @@ fn summaries(rows: &[SummaryRow]) -> Result<Vec<AnalysisSummary>, StoreError> {
 }
 
 /// Groups mood rows, ordered by keyword, into one mood per keyword.
-fn moods(rows: Vec<MoodRow>) -> Result<Vec<KeywordMood>, StoreError> {
+pub(crate) fn moods(rows: Vec<MoodRow>) -> Result<Vec<KeywordMood>, StoreError> {
     let mut registry: Vec<(String, String, i64)> = Vec::new();
     let mut summary_rows = Vec::with_capacity(rows.len());
     for row in rows {
@@ -248,7 +140,9 @@ fn moods(rows: Vec<MoodRow>) -> Result<Vec<KeywordMood>, StoreError> {
         .collect())
 }
 
-fn analysis_posts(rows: Vec<ScoredPostRow>) -> Result<Option<AnalysisPosts>, StoreError> {
+pub(crate) fn analysis_posts(
+    rows: Vec<ScoredPostRow>,
+) -> Result<Option<AnalysisPosts>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };

@@ -7,6 +7,7 @@ mod journal;
 mod kafka;
 mod memory_cache;
 mod postgres_store;
+mod queries;
 mod redis_cache;
 mod rows;
 mod sqlite_store;

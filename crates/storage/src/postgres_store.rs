@@ -4,15 +4,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use moodwire_core::ports::{DeadLetter, SaveReport, Store, StoreError, StoredDeadLetter};
+use moodwire_core::ports::{SaveReport, StoreError};
 use moodwire_core::AnalysisRecorded;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::dead_letter_rows::{self, DeadLetterRow};
-use crate::history_rows::HistoryQueries;
+use crate::queries::Queries;
 use crate::rows::Rows;
 use crate::store_error::Dialect;
 
@@ -27,8 +25,8 @@ fn store_error(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
 }
 
 impl PostgresStore {
-    fn queries(&self) -> HistoryQueries<'_, Postgres> {
-        HistoryQueries {
+    fn queries(&self) -> Queries<'_, Postgres> {
+        Queries {
             pool: &self.pool,
             dialect: Dialect::Postgres,
         }
@@ -197,11 +195,9 @@ impl PostgresStore {
         .await?;
         Ok(())
     }
-}
 
-#[async_trait]
-impl Store for PostgresStore {
-    async fn save(&self, events: &[AnalysisRecorded]) -> Result<SaveReport, StoreError> {
+    /// Writes a batch of events in one transaction; an analysis already stored is skipped.
+    async fn save_events(&self, events: &[AnalysisRecorded]) -> Result<SaveReport, StoreError> {
         let mut rows = Rows::from_events(events);
         // One lock order for every writer, so concurrent workers cannot deadlock on posts.
         rows.posts.sort_by(|a, b| a.post_id.cmp(&b.post_id));
@@ -223,7 +219,8 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn missing(&self, analysis_ids: &[String]) -> Result<Vec<String>, StoreError> {
+    /// The ids of these analyses that are not stored.
+    async fn missing_ids(&self, analysis_ids: &[String]) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar(
             "SELECT id FROM UNNEST($1::text[]) AS ids(id)
              WHERE NOT EXISTS (SELECT 1 FROM analyses a WHERE a.analysis_id = ids.id)",
@@ -233,88 +230,6 @@ impl Store for PostgresStore {
         .await
         .map_err(store_error("cannot read analyses from PostgreSQL"))
     }
-
-    async fn top_keywords(&self, n: usize) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT keyword FROM keywords ORDER BY analyses DESC, last_analyzed_at DESC LIMIT $1",
-        )
-        .bind(n as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error("cannot read keywords from PostgreSQL"))
-    }
-
-    async fn post_texts(
-        &self,
-        since: i64,
-        until: i64,
-        max: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT title || E'\\n' || body FROM posts
-             WHERE created_at >= to_timestamp($1) AND created_at < to_timestamp($2)
-             ORDER BY created_at DESC LIMIT $3",
-        )
-        .bind(since as f64)
-        .bind(until as f64)
-        .bind(max as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error("cannot read posts from PostgreSQL"))
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(store_error("PostgreSQL does not answer"))
-    }
-
-    async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
-        let failed = store_error("cannot keep a dead letter in PostgreSQL");
-        let mut tx = self.pool.begin().await.map_err(&failed)?;
-        for row in letters.iter().map(DeadLetterRow::new) {
-            sqlx::query(
-                "INSERT INTO dead_letters (letter_id, analysis_id, payload, error, origin)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (letter_id) DO UPDATE SET
-                   attempts = dead_letters.attempts + 1, error = EXCLUDED.error,
-                   origin = EXCLUDED.origin, last_error_at = now()",
-            )
-            .bind(&row.letter_id)
-            .bind(&row.analysis_id)
-            .bind(&row.payload)
-            .bind(&row.error)
-            .bind(&row.origin)
-            .execute(&mut *tx)
-            .await
-            .map_err(&failed)?;
-        }
-        tx.commit().await.map_err(&failed)
-    }
-
-    async fn dead_letters(&self, max: usize) -> Result<Vec<StoredDeadLetter>, StoreError> {
-        let rows = sqlx::query_as::<_, dead_letter_rows::StoredRow>(
-            "SELECT letter_id, analysis_id, payload, error, origin,
-                    CAST(attempts AS BIGINT) AS attempts, dead_at
-             FROM dead_letters ORDER BY dead_at, letter_id LIMIT $1",
-        )
-        .bind(max as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error("cannot read dead letters from PostgreSQL"))?;
-        Ok(rows.into_iter().map(StoredDeadLetter::from).collect())
-    }
-
-    async fn forget_dead_letters(&self, ids: &[String]) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM dead_letters WHERE letter_id = ANY($1)")
-            .bind(ids)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(store_error("cannot forget dead letters in PostgreSQL"))
-    }
 }
 
-crate::history_rows::history_through_queries!(PostgresStore);
+crate::queries::sql_store!(PostgresStore);

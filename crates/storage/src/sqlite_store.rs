@@ -5,15 +5,12 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use moodwire_core::ports::{DeadLetter, SaveReport, Store, StoreError, StoredDeadLetter};
+use moodwire_core::ports::{SaveReport, StoreError};
 use moodwire_core::AnalysisRecorded;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use crate::dead_letter_rows::{self, DeadLetterRow};
-use crate::history_rows::HistoryQueries;
+use crate::queries::Queries;
 use crate::rows::Rows;
 use crate::store_error::Dialect;
 
@@ -45,8 +42,8 @@ pub(crate) async fn sqlite_pool(options: SqliteConnectOptions) -> Result<SqliteP
 }
 
 impl SqliteStore {
-    fn queries(&self) -> HistoryQueries<'_, Sqlite> {
-        HistoryQueries {
+    fn queries(&self) -> Queries<'_, Sqlite> {
+        Queries {
             pool: &self.pool,
             dialect: Dialect::Sqlite,
         }
@@ -191,11 +188,9 @@ impl SqliteStore {
         }
         Ok(inserted.len())
     }
-}
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn save(&self, events: &[AnalysisRecorded]) -> Result<SaveReport, StoreError> {
+    /// Writes a batch of events in one transaction; an analysis already stored is skipped.
+    async fn save_events(&self, events: &[AnalysisRecorded]) -> Result<SaveReport, StoreError> {
         let rows = Rows::from_events(events);
         let failed = store_error("cannot save to SQLite");
         let mut tx = self.pool.begin().await.map_err(&failed)?;
@@ -207,7 +202,8 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn missing(&self, analysis_ids: &[String]) -> Result<Vec<String>, StoreError> {
+    /// The ids of these analyses that are not stored.
+    async fn missing_ids(&self, analysis_ids: &[String]) -> Result<Vec<String>, StoreError> {
         let mut missing = Vec::new();
         for id in analysis_ids {
             let found: Option<i64> =
@@ -222,96 +218,6 @@ impl Store for SqliteStore {
         }
         Ok(missing)
     }
-
-    async fn top_keywords(&self, n: usize) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT keyword FROM keywords ORDER BY analyses DESC, last_analyzed_at DESC LIMIT ?1",
-        )
-        .bind(n as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error("cannot read keywords from SQLite"))
-    }
-
-    async fn post_texts(
-        &self,
-        since: i64,
-        until: i64,
-        max: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let at = |secs| DateTime::from_timestamp(secs, 0).unwrap_or_default();
-        sqlx::query_scalar(
-            "SELECT title || char(10) || body FROM posts
-             WHERE created_at >= ?1 AND created_at < ?2
-             ORDER BY created_at DESC LIMIT ?3",
-        )
-        .bind(at(since))
-        .bind(at(until))
-        .bind(max as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error("cannot read posts from SQLite"))
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(store_error("the SQLite store does not answer"))
-    }
-
-    async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
-        let failed = store_error("cannot keep a dead letter in SQLite");
-        let mut tx = self.pool.begin().await.map_err(&failed)?;
-        let now = Utc::now();
-        for row in letters.iter().map(DeadLetterRow::new) {
-            sqlx::query(
-                "INSERT INTO dead_letters (letter_id, analysis_id, payload, error, origin,
-                                           dead_at, last_error_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                 ON CONFLICT (letter_id) DO UPDATE SET
-                   attempts = dead_letters.attempts + 1, error = excluded.error,
-                   origin = excluded.origin, last_error_at = excluded.last_error_at",
-            )
-            .bind(&row.letter_id)
-            .bind(&row.analysis_id)
-            .bind(&row.payload)
-            .bind(&row.error)
-            .bind(&row.origin)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(&failed)?;
-        }
-        tx.commit().await.map_err(&failed)
-    }
-
-    async fn dead_letters(&self, max: usize) -> Result<Vec<StoredDeadLetter>, StoreError> {
-        let rows = sqlx::query_as::<_, dead_letter_rows::StoredRow>(
-            "SELECT letter_id, analysis_id, payload, error, origin,
-                    CAST(attempts AS BIGINT) AS attempts, dead_at
-             FROM dead_letters ORDER BY dead_at, letter_id LIMIT ?1",
-        )
-        .bind(max as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error("cannot read dead letters from SQLite"))?;
-        Ok(rows.into_iter().map(StoredDeadLetter::from).collect())
-    }
-
-    async fn forget_dead_letters(&self, ids: &[String]) -> Result<(), StoreError> {
-        let failed = store_error("cannot forget dead letters in SQLite");
-        let mut tx = self.pool.begin().await.map_err(&failed)?;
-        for id in ids {
-            sqlx::query("DELETE FROM dead_letters WHERE letter_id = ?1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(&failed)?;
-        }
-        tx.commit().await.map_err(&failed)
-    }
 }
 
-crate::history_rows::history_through_queries!(SqliteStore);
+crate::queries::sql_store!(SqliteStore);
