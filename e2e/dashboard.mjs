@@ -4,7 +4,7 @@
 //   node e2e/dashboard.mjs http://127.0.0.1:8000 e2e/screenshots
 // Exits non-zero, naming the step, when anything a user would see is wrong.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -54,6 +54,7 @@ async function step(name, body) {
   }
 }
 
+const markup = "<img src=x onerror=alert(1)>"; // the seeded keyword that finds no posts
 const chartData = (id) => page.evaluate((canvas) => {
   const chart = Chart.getChart(canvas);
   return chart ? { labels: chart.data.labels, datasets: chart.data.datasets.map((d) => d.data) } : null;
@@ -82,6 +83,30 @@ await step("a keyword typed and submitted gives a chart and the six shares", asy
   assert.equal(pie.labels.length, 6);
   assert.match(await page.textContent("#result-meta"), /120 posts about “AI”/);
   await page.screenshot({ path: join(shots, "analyze.png"), fullPage: true });
+});
+
+await step("example posts are listed under the chart, by emotion, linked to Reddit", async () => {
+  await page.waitForSelector("#examples-box:not([hidden])");
+  const groups = await page.$$eval("#example-posts .example-group", (divs) => divs.map((d) => ({
+    emotion: d.dataset.emotion,
+    heading: d.querySelector("h4").textContent,
+    links: [...d.querySelectorAll("li a.post-title")].map((a) => ({ href: a.href, text: a.textContent, target: a.target })),
+    items: d.querySelectorAll("li").length,
+  })));
+  const counts = Object.fromEntries(await page.$$eval("#mood-table tbody tr", (trs) =>
+    trs.map((tr) => [tr.dataset.emotion, Number(tr.children[2].textContent)])));
+  assert.ok(groups.length > 0, "some emotion has examples");
+  for (const group of groups) {
+    assert.equal(group.heading, group.emotion);
+    assert.equal(group.items, Math.min(3, counts[group.emotion]), `${group.emotion}: 3 examples, or all its posts`);
+    for (const link of group.links) {
+      assert.match(link.href, /^https:\/\/www\.reddit\.com\/r\//, link.href);
+      assert.equal(link.target, "_blank");
+      assert.ok(link.text.length > 0);
+    }
+  }
+  const emotionsWithPosts = Object.entries(counts).filter(([, n]) => n > 0).map(([e]) => e).sort();
+  assert.deepEqual(groups.map((g) => g.emotion).sort(), emotionsWithPosts, "a group for every emotion with posts");
 });
 
 await step("asking again is answered from the cache", async () => {
@@ -125,12 +150,17 @@ await step("the keyword comparison shows the stored keywords as stacked bars", a
   const total = bars.datasets.reduce((sum, series) => sum + series[climate], 0);
   assert.ok(Math.abs(total - 100) <= 0.1, `climate's bar is 100 %: ${total}`);
   assert.equal(await page.isVisible("#compare-empty"), false);
+  // The markup keyword's analysis found no posts: named apart, not drawn as an empty bar.
+  assert.ok(!bars.labels.includes(markup), `no empty bar: ${bars.labels}`);
+  assert.match(await page.textContent("#compare-no-posts"), /^No posts found in the latest analysis of “.+”\.$/);
+  const options = await page.$$eval("#detail-keyword option", (os) => os.map((o) => o.textContent));
+  assert.ok(options.every((o) => /\((1 analysis|\d+ analyses)\)$/.test(o) && !/\(1 analyses\)/.test(o)), `${options}`);
+  // The detail opened on a keyword with posts, whatever the order.
+  assert.notEqual(await page.inputValue("#detail-keyword"), markup);
 });
 
 await step("untrusted text stays text", async () => {
-  const markup = "<img src=x onerror=alert(1)>";
-  const bars = await chartData("keywords-chart");
-  assert.ok(bars.labels.includes(markup), "the markup keyword is listed, as text");
+  assert.ok((await page.textContent("#compare-no-posts")).includes(markup), "the markup keyword is listed, as text");
   const options = await page.$$eval("#detail-keyword option", (os) => os.map((o) => o.textContent));
   assert.ok(options.some((o) => o.startsWith(markup)));
   assert.equal(await page.$$eval("img", (imgs) => imgs.length), 0, "no element was injected");
@@ -152,6 +182,18 @@ await step("a keyword's trend and per-post confidence are drawn", async () => {
   assert.ok(dots.datasets.flat().every((p) => p.y > 0 && p.y <= 1));
   const uncertain = await page.$$eval("#uncertain-posts tbody tr", (trs) => trs.length);
   assert.equal(uncertain, 10);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-csv")]);
+  assert.match(download.suggestedFilename(), /^moodwire-climate-analyses\.csv$/);
+  const csv = readFileSync(await download.path(), "utf8").trimEnd().split("\r\n");
+  assert.equal(csv[0].split(",").length, 4 + 3 * 6, csv[0]);
+  assert.ok(csv[0].startsWith("keyword,analysis_id,analyzed_at,posts,sadness_pct,"), csv[0]);
+  assert.equal(csv.length - 1, trend.labels.length, "one row per stored analysis");
+  for (const row of csv.slice(1)) {
+    const fields = row.split(",");
+    assert.equal(fields[0], "climate");
+    const pcts = [4, 7, 10, 13, 16, 19].map((i) => Number(fields[i]));
+    assert.ok(Math.abs(pcts.reduce((a, b) => a + b, 0) - 100) <= 0.1, row);
+  }
   await page.hover("#confidence-chart", { position: { x: 100, y: 100 } });
   await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
 });

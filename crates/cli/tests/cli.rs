@@ -158,6 +158,9 @@ fn bad_arguments_fail_with_a_message() {
     let out = moodwire(&["analyze", "AI", "--limit", "5000"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("limit must be between 1 and 1000"));
+    let out = moodwire(&["analyze", "AI", "--examples", "6"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("examples must be between 0 and 5"));
     let out = moodwire(&["eval", "/nonexistent/file.txt"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/file.txt"));
@@ -195,6 +198,8 @@ fn analyze_prints_the_api_body_and_writes_the_plot() {
         "climate",
         "--limit",
         "40",
+        "--examples",
+        "1",
         "--plot",
         plot.to_str().unwrap(),
     ]);
@@ -208,6 +213,9 @@ fn analyze_prints_the_api_body_and_writes_the_plot() {
     assert_eq!(body["count"], 40);
     assert_eq!(body["agg"].as_array().unwrap().len(), 6);
     assert_eq!(body["posts_source"], "sample");
+    let top = &body["agg"][0];
+    assert_eq!(top["examples"].as_array().unwrap().len(), 1, "{top}");
+    assert_eq!(top["examples"][0]["label"], top["label"]);
     let png = std::fs::read(&plot).unwrap();
     std::fs::remove_file(&plot).ok();
     assert!(png.starts_with(b"\x89PNG"));

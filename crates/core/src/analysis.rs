@@ -1,7 +1,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Emotion, Post, Prediction};
+use crate::history::ScoredPost;
+use crate::{Emotion, Examples, Post, Prediction};
 
 /// Where the analysed posts came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -41,6 +42,23 @@ pub struct Analysis {
     pub model: String,
     pub posts_source: PostsSource,
     pub analyzed_at: DateTime<Utc>,
+    /// The most confident posts of each emotion ([`top_examples`]): what an answer's
+    /// `examples` are read from. Kept in the cache only, not in events (the store has
+    /// every post); empty in entries cached by builds that predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<ScoredPost>,
+}
+
+impl Analysis {
+    /// At most `n` of its examples of `label`, most confident first.
+    pub fn examples_of(&self, label: Emotion, n: Examples) -> Vec<ScoredPost> {
+        self.examples
+            .iter()
+            .filter(|e| e.label == label)
+            .take(n.get())
+            .cloned()
+            .collect()
+    }
 }
 
 /// A post and the classifier's verdict on it.
@@ -48,6 +66,27 @@ pub struct Analysis {
 pub struct ClassifiedPost {
     pub post: Post,
     pub prediction: Prediction,
+}
+
+/// The [`Examples::MAX`] most confident posts of each emotion, in the fixed emotion
+/// order, most confident first (ties by post id, so the choice is deterministic).
+pub fn top_examples(classified: &[ClassifiedPost]) -> Vec<ScoredPost> {
+    let mut ranked: Vec<&ClassifiedPost> = classified.iter().collect();
+    ranked.sort_by(|a, b| {
+        (a.prediction.label.index().cmp(&b.prediction.label.index()))
+            .then(b.prediction.score.total_cmp(&a.prediction.score))
+            .then_with(|| a.post.id.cmp(&b.post.id))
+    });
+    let mut taken = [0usize; Emotion::COUNT];
+    ranked
+        .into_iter()
+        .filter(|c| {
+            let seen = &mut taken[c.prediction.label.index()];
+            *seen += 1;
+            *seen <= usize::from(Examples::MAX)
+        })
+        .map(ScoredPost::new)
+        .collect()
 }
 
 /// Turns predictions into the six emotion shares.
@@ -104,7 +143,7 @@ fn percent_tenths(counts: &[u64; Emotion::COUNT], total: u64) -> [u64; Emotion::
     tenths
 }
 
-fn round4(x: f64) -> f64 {
+pub(crate) fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
@@ -179,5 +218,55 @@ mod tests {
         let sadness = shares.iter().find(|s| s.label == Emotion::Sadness).unwrap();
         assert_eq!(sadness.count, 2);
         assert!((sadness.avg_score - 0.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn examples_are_the_most_confident_posts_of_each_emotion() {
+        let classified: Vec<ClassifiedPost> = (0..9)
+            .map(|i| ClassifiedPost {
+                post: Post {
+                    id: format!("p{i}"),
+                    subreddit: "test".into(),
+                    author: "a".into(),
+                    created_utc: 1_700_000_000,
+                    title: format!("title {i}"),
+                    selftext: "body ".repeat(100),
+                    score: 1,
+                    permalink: format!("/r/test/comments/p{i}"),
+                },
+                // Seven of joy at rising confidence, two of fear.
+                prediction: match i {
+                    0..=6 => pred(Emotion::Joy, 0.3 + 0.1 * i as f32),
+                    _ => pred(Emotion::Fear, 0.5),
+                },
+            })
+            .collect();
+        let examples = top_examples(&classified);
+        let ids: Vec<&str> = examples.iter().map(|e| e.post_id.as_str()).collect();
+        assert_eq!(ids, ["p6", "p5", "p4", "p3", "p2", "p7", "p8"]);
+        assert!(examples[0].excerpt.chars().count() <= Post::EXCERPT_MAX_CHARS);
+
+        let analysis = Analysis {
+            id: "a".into(),
+            keyword: "k".into(),
+            limit: 9,
+            count: 9,
+            agg: aggregate(&[]),
+            model: "m".into(),
+            posts_source: PostsSource::Sample,
+            analyzed_at: Utc::now(),
+            examples,
+        };
+        let two = analysis.examples_of(Emotion::Joy, Examples::parse(2).unwrap());
+        assert_eq!(
+            two.iter().map(|e| e.post_id.as_str()).collect::<Vec<_>>(),
+            ["p6", "p5"]
+        );
+        assert!(analysis
+            .examples_of(Emotion::Love, Examples::parse(5).unwrap())
+            .is_empty());
+        assert!(analysis
+            .examples_of(Emotion::Joy, Examples::default())
+            .is_empty());
     }
 }

@@ -40,10 +40,14 @@ pub struct Timings {
 }
 
 impl AnalysisRecorded {
+    /// The analysis's examples stay out: they are for answers, and the store has every post.
     pub fn new(analysis: Analysis, posts: Vec<ClassifiedPost>, timings: Timings) -> Self {
         AnalysisRecorded {
             version: EVENT_VERSION,
-            analysis,
+            analysis: Analysis {
+                examples: Vec::new(),
+                ..analysis
+            },
             posts,
             timings,
             recovered: false,
@@ -144,6 +148,19 @@ mod tests {
     use super::*;
     use crate::{aggregate, Emotion, Post, PostsSource, Prediction};
 
+    #[test]
+    fn events_leave_the_examples_out() {
+        let with_examples = event();
+        let mut analysis = with_examples.analysis.clone();
+        analysis.examples = crate::top_examples(&with_examples.posts);
+        assert!(!analysis.examples.is_empty());
+        let recorded = AnalysisRecorded::new(analysis, with_examples.posts, Timings::default());
+        assert!(recorded.analysis.examples.is_empty());
+        assert!(!String::from_utf8(recorded.to_json())
+            .unwrap()
+            .contains("examples"));
+    }
+
     fn event() -> AnalysisRecorded {
         let prediction = Prediction::from_probabilities([0.1, 0.5, 0.1, 0.1, 0.1, 0.1]);
         let post = Post {
@@ -165,6 +182,7 @@ mod tests {
             model: "m".into(),
             posts_source: PostsSource::Sample,
             analyzed_at: Utc::now(),
+            examples: Vec::new(),
         };
         AnalysisRecorded::new(
             analysis,

@@ -4,9 +4,9 @@
 //! sync has written, not what is still waiting in the event log.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{Emotion, EmotionShare, InputError};
+use crate::{excerpt, ClassifiedPost, Emotion, EmotionShare, InputError, Post};
 
 /// One stored analysis, reduced to its six shares in the fixed emotion order
 /// (sadness, joy, love, anger, fear, surprise) so that charts stack consistently.
@@ -32,7 +32,7 @@ pub struct KeywordMood {
 }
 
 /// A post of an analysis with the model's verdict on it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScoredPost {
     pub post_id: String,
     pub subreddit: String,
@@ -44,6 +44,22 @@ pub struct ScoredPost {
     pub label: Emotion,
     /// The probability of `label`: the model's confidence.
     pub score: f64,
+}
+
+impl ScoredPost {
+    pub fn new(classified: &ClassifiedPost) -> Self {
+        let post = &classified.post;
+        ScoredPost {
+            post_id: post.id.clone(),
+            subreddit: post.subreddit.clone(),
+            created_at: DateTime::from_timestamp(post.created_utc, 0).unwrap_or_default(),
+            title: post.title.clone(),
+            excerpt: excerpt(&post.selftext, Post::EXCERPT_MAX_CHARS),
+            permalink: post.permalink.clone(),
+            label: classified.prediction.label,
+            score: crate::analysis::round4(f64::from(classified.prediction.score)),
+        }
+    }
 }
 
 /// The posts of the latest analysis of a keyword that kept its posts.

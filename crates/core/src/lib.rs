@@ -15,12 +15,12 @@ pub mod query;
 pub mod service;
 pub mod trending;
 
-pub use analysis::{aggregate, Analysis, ClassifiedPost, EmotionShare, PostsSource};
+pub use analysis::{aggregate, top_examples, Analysis, ClassifiedPost, EmotionShare, PostsSource};
 pub use emotion::{Emotion, Prediction};
 pub use error::InputError;
 pub use event::{AnalysisRecorded, Timings, MAX_BATCH_BYTES, MAX_EVENT_BYTES};
 pub use post::{excerpt, is_removed, strip_controls, Post};
-pub use query::{Keyword, Limit};
+pub use query::{Examples, Keyword, Limit};
 
 /// Registers the help text of the metrics this crate records (call once, after the
 /// recorder is installed).

@@ -133,6 +133,31 @@ impl Default for Limit {
     }
 }
 
+/// How many example posts an answer shows for each emotion: 0..=5, none when not given.
+/// They are read from the cached analysis, which keeps [`Examples::MAX`] of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Examples(u8);
+
+impl Examples {
+    pub const MAX: u8 = 5;
+
+    pub fn parse(raw: i64) -> Result<Self, InputError> {
+        match u8::try_from(raw) {
+            Ok(n) if n <= Self::MAX => Ok(Examples(n)),
+            _ => Err(InputError::ParameterOutOfRange {
+                field: "examples",
+                min: 0,
+                max: u32::from(Self::MAX),
+                got: raw,
+            }),
+        }
+    }
+
+    pub fn get(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +214,17 @@ mod tests {
         let a = Keyword::parse("Climate   Change").unwrap();
         let b = Keyword::parse("climate change").unwrap();
         assert_eq!(a.normalized(), b.normalized());
+    }
+
+    #[test]
+    fn examples_bounds() {
+        assert_eq!(Examples::default().get(), 0);
+        assert_eq!(Examples::parse(0).unwrap().get(), 0);
+        assert_eq!(Examples::parse(5).unwrap().get(), 5);
+        for bad in [-1, 6, 256, i64::MIN] {
+            let err = Examples::parse(bad).unwrap_err();
+            assert_eq!((err.field(), err.code()), ("examples", "invalid_parameter"));
+        }
     }
 
     #[test]

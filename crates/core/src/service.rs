@@ -13,8 +13,8 @@ use crate::ports::{
     KnownPosts, PostSource, PredictionCache, Probabilities, ResultCache, SourceError, WorkSlot,
 };
 use crate::{
-    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit, Prediction, Timings,
-    MAX_EVENT_BYTES,
+    aggregate, top_examples, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit,
+    Prediction, Timings, MAX_EVENT_BYTES,
 };
 
 /// Why an analysis could not be made.
@@ -578,6 +578,7 @@ impl AnalysisService {
             model: self.classifier.model_version().to_string(),
             posts_source: self.source.kind(),
             analyzed_at: Utc::now(),
+            examples: top_examples(&classified),
         };
         let known = self
             .source
@@ -585,10 +586,10 @@ impl AnalysisService {
             .then(|| gathered.next_known(&classified, limit));
         let event = AnalysisRecorded::new(analysis.clone(), classified, timings);
         let recorder = Arc::clone(&self.recorder);
-        let key = key.to_string();
+        let (key, cached) = (key.to_string(), analysis.clone());
         // A task of its own: it finishes even if this caller is dropped now.
         let recorded = tokio::spawn(async move {
-            recorder.record(event, &key).await;
+            recorder.record(event, &cached, &key).await;
             if let Some(known) = known {
                 recorder.keep_known(&known_key, &known).await;
             }
@@ -669,8 +670,9 @@ impl Recorder {
     /// the analysis. A failing log does not fail the answer: the analysis is cached,
     /// recovery backfills the store from the cache, and readiness, the log and a
     /// counter say so.
-    async fn record(&self, event: AnalysisRecorded, key: &str) {
-        let analysis = event.analysis.clone();
+    /// Appends the event, then caches the analysis (with its examples, which the event
+    /// leaves out) and releases the question's claim.
+    async fn record(&self, event: AnalysisRecorded, analysis: &Analysis, key: &str) {
         let parts = event.split_to_fit(MAX_EVENT_BYTES);
         let mut failure = None;
         for part in &parts {
@@ -680,7 +682,7 @@ impl Recorder {
             }
         }
         self.note_append(failure, &analysis.id, parts.len());
-        if let Err(e) = self.cache.put(key, &analysis).await {
+        if let Err(e) = self.cache.put(key, analysis).await {
             metrics::counter!("moodwire_cache_write_errors_total").increment(1);
             if let Some(held_back) = self.cache_failures.admit() {
                 tracing::warn!(error = %e, held_back, "cache write failed; the answer is still served");

@@ -89,6 +89,7 @@ function cell(row, text, numeric) {
 }
 
 const percent = (value) => `${value.toFixed(1)} %`;
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 const when = (iso) => new Date(iso).toLocaleString();
 
 // ---- Ask: POST /analyze -------------------------------------------------------
@@ -97,6 +98,7 @@ async function analyze(event) {
   event.preventDefault();
   const keyword = $("keyword").value.trim();
   const limit = Number($("limit").value || 250);
+  const examples = Number($("examples").value || 0);
   show("ask-error", "");
   if (!keyword) {
     show("ask-error", "Type a keyword first.");
@@ -108,7 +110,7 @@ async function analyze(event) {
     const result = await api("/analyze", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ keyword, limit, return_plot: false }),
+      body: JSON.stringify({ keyword, limit, examples, return_plot: false }),
     });
     renderResult(result, performance.now() - started);
   } catch (problem) {
@@ -123,7 +125,7 @@ function renderResult(result, roundTripMs) {
   $("result").hidden = false;
   const served = result.source === "cache" ? "from the cache" : `freshly computed from ${result.posts_source} posts`;
   $("result-meta").textContent =
-    `${result.count} posts about “${result.keyword}” · ${served} · ` +
+    `${plural(result.count, "post", "posts")} about “${result.keyword}” · ${served} · ` +
     `${(result.time * 1000).toFixed(1)} ms on the server, ${roundTripMs.toFixed(0)} ms round trip · ` +
     `model ${result.model} · analysed ${when(result.analyzed_at)}`;
   if (result.count === 0) {
@@ -159,6 +161,56 @@ function renderResult(result, roundTripMs) {
     cell(row, share.count ? share.avg_score.toFixed(3) : "–", true);
     body.appendChild(row);
   }
+  renderExamples(shares);
+}
+
+/** Each emotion's example posts, grouped under its name, each linked to Reddit. */
+function renderExamples(shares) {
+  const box = $("example-posts");
+  box.replaceChildren();
+  for (const share of shares) {
+    if (!share.examples || share.examples.length === 0) continue;
+    const group = document.createElement("div");
+    group.className = "example-group";
+    group.dataset.emotion = share.label;
+    const heading = document.createElement("h4");
+    heading.append(swatch(share.label), share.label);
+    const list = document.createElement("ul");
+    for (const post of share.examples) list.appendChild(exampleItem(post));
+    group.append(heading, list);
+    box.appendChild(group);
+  }
+  $("examples-box").hidden = box.childElementCount === 0;
+}
+
+function exampleItem(post) {
+  const item = document.createElement("li");
+  const title = document.createElement(redditUrl(post.permalink) ? "a" : "span");
+  title.className = "post-title";
+  title.textContent = post.title || "(no title)";
+  if (title.tagName === "A") {
+    title.href = redditUrl(post.permalink);
+    title.target = "_blank";
+    title.rel = "noopener noreferrer";
+  }
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = ` r/${post.subreddit} · confidence ${post.score.toFixed(3)} · ${when(post.created_at)}`;
+  item.append(title, meta);
+  if (post.excerpt) {
+    const excerpt = document.createElement("div");
+    excerpt.className = "post-excerpt";
+    excerpt.textContent = post.excerpt;
+    item.appendChild(excerpt);
+  }
+  return item;
+}
+
+/** A post's page on Reddit, or null when its permalink is not a Reddit path. */
+function redditUrl(permalink) {
+  if (!permalink || !permalink.startsWith("/")) return null;
+  const url = new URL(permalink, "https://www.reddit.com");
+  return url.origin === "https://www.reddit.com" ? url.href : null;
 }
 
 // ---- Across keywords: GET /api/keywords --------------------------------------
@@ -203,15 +255,19 @@ function renderKeywords(keywords) {
   show("compare-empty", empty
     ? "Nothing is stored yet. Analyse a keyword above: the worker stores results when the CPU is quiet, and they appear here."
     : "");
-  fillKeywordPicker(keywords);
+  // A keyword whose latest analysis found no posts has no shares to draw: it is named apart.
+  const drawn = keywords.filter((k) => k.latest.count > 0);
+  const noPosts = keywords.filter((k) => k.latest.count === 0).map((k) => `“${k.display}”`);
+  show("compare-no-posts", noPosts.length ? `No posts found in the latest analysis of ${noPosts.join(", ")}.` : "");
+  fillKeywordPicker(keywords, drawn);
   replaceChart("keywords-chart", {
     type: "bar",
     data: {
-      labels: keywords.map((k) => k.display),
+      labels: drawn.map((k) => k.display),
       datasets: EMOTIONS.map((emotion, i) => ({
         label: emotion,
         backgroundColor: COLOURS[emotion],
-        data: keywords.map((k) => k.latest.emotions[i].pct),
+        data: drawn.map((k) => k.latest.emotions[i].pct),
       })),
     },
     options: {
@@ -226,13 +282,13 @@ function renderKeywords(keywords) {
           callbacks: {
             label: (item) => ` ${item.dataset.label}: ${percent(item.raw)}`,
             footer: (items) => items.length
-              ? `${keywords[items[0].dataIndex].latest.count} posts, ${when(keywords[items[0].dataIndex].latest.analyzed_at)}`
+              ? `${plural(drawn[items[0].dataIndex].latest.count, "post", "posts")}, ${when(drawn[items[0].dataIndex].latest.analyzed_at)}`
               : "",
           },
         },
       },
       onClick: (_event, elements) => {
-        if (elements.length) selectKeyword(keywords[elements[0].index].keyword);
+        if (elements.length) selectKeyword(drawn[elements[0].index].keyword);
       },
     },
   });
@@ -247,17 +303,21 @@ function startLive() {
   $("live").addEventListener("change", () => { if (due()) loadKeywords(); });
 }
 
-function fillKeywordPicker(keywords) {
+/** Every stored keyword; the one picked stays, else the first one with posts. */
+function fillKeywordPicker(keywords, withPosts) {
   const picker = $("detail-keyword");
   const current = picker.value;
   picker.replaceChildren();
   for (const k of keywords) {
     const option = document.createElement("option");
     option.value = k.keyword;
-    option.textContent = `${k.display} (${k.analyses} analyses)`;
+    option.textContent = `${k.display} (${plural(k.analyses, "analysis", "analyses")})`;
     picker.appendChild(option);
   }
+  const first = withPosts[0] || keywords[0];
   if (keywords.some((k) => k.keyword === current)) picker.value = current;
+  else if (first) picker.value = first.keyword;
+  $("download-csv").disabled = keywords.length === 0;
 }
 
 // ---- One keyword: trend and confidence ---------------------------------------
@@ -379,6 +439,38 @@ function renderConfidence(analysis) {
   }
 }
 
+/** The picked keyword's stored analyses (the latest 500) as a CSV file: one row per
+ * analysis, the share, count and mean confidence of every emotion. */
+async function downloadCsv() {
+  const keyword = $("detail-keyword").value;
+  if (!keyword) return;
+  show("detail-error", "");
+  try {
+    const trend = await api(`/api/keywords/${encodeURIComponent(keyword)}/trend?points=500`);
+    const header = ["keyword", "analysis_id", "analyzed_at", "posts",
+      ...EMOTIONS.flatMap((e) => [`${e}_pct`, `${e}_posts`, `${e}_mean_confidence`])];
+    const rows = trend.points.map((p) => [trend.keyword, p.analysis_id, p.analyzed_at, p.count,
+      ...p.emotions.flatMap((share) => [share.pct, share.count, share.avg_score])]);
+    const csv = [header, ...rows].map((row) => row.map(csvField).join(",")).join("\r\n") + "\r\n";
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([csv], { type: "text/csv;charset=utf-8" }));
+    link.download = `moodwire-${keyword.replace(/[^\p{L}\p{N}]+/gu, "-")}-analyses.csv`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  } catch (problem) {
+    show("detail-error", problem.message);
+  }
+}
+
+/** A CSV field: quoted when it must be, and a text a spreadsheet would run as a
+ * formula (=, +, -, @ first) kept as text. */
+function csvField(value) {
+  if (typeof value === "number") return String(value);
+  let text = String(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = "'" + text;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
 /** Up to `lines` lines of at most `width` characters, for a tooltip. */
 function wrap(text, width, lines) {
   const out = [];
@@ -419,6 +511,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("key-form").addEventListener("submit", useKey);
   $("reload-keywords").addEventListener("click", loadKeywords);
   $("detail-keyword").addEventListener("change", (e) => loadDetail(e.target.value));
+  $("download-csv").addEventListener("click", downloadCsv);
   loadKeywords();
   startLive();
 });

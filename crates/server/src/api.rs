@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use moodwire_core::history::ScoredPost;
 use moodwire_core::service::Served;
-use moodwire_core::{Analysis, EmotionShare, Keyword, Limit, PostsSource};
+use moodwire_core::{Analysis, EmotionShare, Examples, Keyword, Limit, PostsSource};
 
 use crate::ApiError;
 
@@ -16,6 +17,7 @@ pub struct AnalyzeRequest {
     pub keyword: Keyword,
     pub limit: Limit,
     pub return_plot: bool,
+    pub examples: Examples,
 }
 
 /// The request body as documented in the OpenAPI description (unknown fields are
@@ -33,10 +35,13 @@ pub struct AnalyzeRequestBody {
     /// Whether to include the pie chart as a base64 PNG.
     #[schema(default = true)]
     return_plot: Option<bool>,
+    /// How many of its most confident posts each `agg` entry carries (bounds set from
+    /// the domain in `openapi_json`); none when 0.
+    examples: Option<u32>,
 }
 
 impl AnalyzeRequest {
-    const FIELDS: [&'static str; 3] = ["keyword", "limit", "return_plot"];
+    const FIELDS: [&'static str; 4] = ["keyword", "limit", "return_plot", "examples"];
 
     /// Bodies come as `application/json` (parameters such as a charset allowed).
     pub fn check_content_type(
@@ -67,14 +72,13 @@ impl AnalyzeRequest {
             Some(Value::String(s)) => Keyword::parse(s)?,
             Some(_) => return Err(wrong_type("keyword", "a string")),
         };
-        let limit = match present(&fields, "limit") {
+        let limit = match integer(&fields, "limit")? {
             None => Limit::default(),
-            Some(Value::Number(n)) => match n.as_i64() {
-                Some(i) => Limit::parse(i)?,
-                // Floats and integers beyond i64 are not counts.
-                None => return Err(wrong_type("limit", "an integer")),
-            },
-            Some(_) => return Err(wrong_type("limit", "an integer")),
+            Some(i) => Limit::parse(i)?,
+        };
+        let examples = match integer(&fields, "examples")? {
+            None => Examples::default(),
+            Some(i) => Examples::parse(i)?,
         };
         let return_plot = match present(&fields, "return_plot") {
             None => true,
@@ -85,6 +89,7 @@ impl AnalyzeRequest {
             keyword,
             limit,
             return_plot,
+            examples,
         })
     }
 }
@@ -92,6 +97,18 @@ impl AnalyzeRequest {
 /// A field that is there and not null (null means "use the default").
 fn present<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     fields.get(name).filter(|v| !v.is_null())
+}
+
+/// An integer field, if given; floats and integers beyond i64 are not counts.
+fn integer(fields: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ApiError> {
+    match present(fields, name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| wrong_type(name, "an integer")),
+        Some(_) => Err(wrong_type(name, "an integer")),
+    }
 }
 
 fn wrong_type(field: &'static str, expected: &'static str) -> ApiError {
@@ -123,7 +140,7 @@ pub struct AnalyzeResponse {
     /// Posts analysed.
     pub count: u32,
     /// Exactly six entries, one per emotion, sorted by `pct` descending.
-    pub agg: Vec<EmotionShare>,
+    pub agg: Vec<AggEntry>,
     /// The pie chart as a base64 PNG; null when `return_plot` is false.
     pub plot_base64: Option<String>,
     pub source: ServedFrom,
@@ -135,18 +152,38 @@ pub struct AnalyzeResponse {
     pub analyzed_at: DateTime<Utc>,
 }
 
+/// One emotion's part of an answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AggEntry {
+    #[serde(flatten)]
+    pub share: EmotionShare,
+    /// Its most confident posts, most confident first; only when `examples` was asked
+    /// for (fewer when fewer posts were read as this emotion).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub examples: Option<Vec<ScoredPost>>,
+}
+
 impl AnalyzeResponse {
     pub fn new(
         analysis: &Analysis,
         served: Served,
         plot_base64: Option<String>,
         seconds: f64,
+        examples: Examples,
     ) -> Self {
+        let agg = analysis
+            .agg
+            .iter()
+            .map(|share| AggEntry {
+                share: share.clone(),
+                examples: (examples.get() > 0).then(|| analysis.examples_of(share.label, examples)),
+            })
+            .collect();
         AnalyzeResponse {
             analysis_id: analysis.id.clone(),
             keyword: analysis.keyword.clone(),
             count: analysis.count,
-            agg: analysis.agg.clone(),
+            agg,
             plot_base64,
             source: served.into(),
             time: (seconds * 1e6).round() / 1e6,
@@ -171,6 +208,9 @@ mod tests {
             .unwrap();
         assert_eq!(r.limit.get(), 250);
         assert!(!r.return_plot);
+        assert_eq!(r.examples, Examples::default());
+        let r = AnalyzeRequest::parse(br#"{"keyword": "x", "examples": 5}"#).unwrap();
+        assert_eq!(r.examples.get(), 5);
     }
 
     #[test]
@@ -213,6 +253,10 @@ mod tests {
                 Some("return_plot"),
             ),
             (r#"{"keyword": "ai", "limt": 10}"#, Some("limt")),
+            (r#"{"keyword": "ai", "examples": 6}"#, Some("examples")),
+            (r#"{"keyword": "ai", "examples": -1}"#, Some("examples")),
+            (r#"{"keyword": "ai", "examples": 1.5}"#, Some("examples")),
+            (r#"{"keyword": "ai", "examples": "3"}"#, Some("examples")),
         ];
         for (body, field) in cases {
             let err = AnalyzeRequest::parse(body.as_bytes()).expect_err(body);

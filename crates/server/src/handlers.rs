@@ -69,6 +69,7 @@ pub(crate) async fn analyze(
         served,
         plot.map(|p| p.to_string()),
         started.elapsed().as_secs_f64(),
+        request.examples,
     )))
 }
 

@@ -1,13 +1,13 @@
 use utoipa::OpenApi;
 
-use crate::api::{AnalyzeRequestBody, AnalyzeResponse, ServedFrom};
+use crate::api::{AggEntry, AnalyzeRequestBody, AnalyzeResponse, ServedFrom};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::handlers;
 use crate::history::{
     self, KeywordsResponse, PostsResponse, TrendResponse, KEYWORDS_LIMIT, POSTS_LIMIT, TREND_POINTS,
 };
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood, ScoredPost};
-use moodwire_core::{Emotion, EmotionShare, Keyword, Limit, PostsSource};
+use moodwire_core::{Emotion, EmotionShare, Examples, Keyword, Limit, PostsSource};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,7 @@ use moodwire_core::{Emotion, EmotionShare, Keyword, Limit, PostsSource};
         AnalyzeRequestBody,
         AnalyzeResponse,
         EmotionShare,
+        AggEntry,
         Emotion,
         PostsSource,
         ServedFrom,
@@ -77,6 +78,12 @@ pub fn openapi_json() -> utoipa::openapi::OpenApi {
         limit["minimum"] = Limit::MIN.into();
         limit["maximum"] = Limit::MAX.into();
         limit["default"] = (Limit::DEFAULT.get() as u64).into();
+        let examples = doc
+            .pointer_mut("/components/schemas/AnalyzeRequestBody/properties/examples")
+            .expect("the description has the examples");
+        examples["minimum"] = 0.into();
+        examples["maximum"] = Examples::MAX.into();
+        examples["default"] = 0.into();
         for (path, param) in [
             (
                 "/paths/~1api~1keywords/get/parameters/0/schema",

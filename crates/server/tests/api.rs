@@ -364,6 +364,9 @@ async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
         (r#"{"keyword": "ai", "limit": "ten"}"#.into(),    422, "invalid_type",    Some("limit")),
         (r#"{"keyword": "ai", "return_plot": 1}"#.into(),  422, "invalid_type",    Some("return_plot")),
         (r#"{"keyword": "ai", "colour": "red"}"#.into(),   422, "unknown_field",   Some("colour")),
+        (r#"{"keyword": "ai", "examples": 6}"#.into(),     422, "invalid_parameter", Some("examples")),
+        (r#"{"keyword": "ai", "examples": -1}"#.into(),    422, "invalid_parameter", Some("examples")),
+        (r#"{"keyword": "ai", "examples": 2.5}"#.into(),   422, "invalid_type",    Some("examples")),
         (huge,                                             413, "body_too_large",  None),
         // Control and format characters: NUL, a bidi override, a zero-width space.
         (r#"{"keyword": "a\u0000b", "limit": 20}"#.into(), 422, "invalid_keyword", Some("keyword")),
@@ -384,6 +387,66 @@ async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
         }
     }
     assert_eq!(app.model_calls(), 0, "bad input never reaches the model");
+}
+
+/// Examples are each emotion's most confident posts, read from the cached analysis:
+/// a repeated question with more examples is still a cache hit.
+#[tokio::test]
+async fn examples_are_the_most_confident_posts_and_come_from_the_cache_too() {
+    let app = spawn_app().await;
+    let ask = |examples: Option<u32>| {
+        let extra = examples.map_or(String::new(), |n| format!(r#", "examples": {n}"#));
+        format!(r#"{{"keyword": "work", "limit": 60, "return_plot": false{extra}}}"#)
+    };
+    let (status, two) = app.post(&ask(Some(2))).await;
+    assert_eq!(status, 200, "{two}");
+    let agg = two["agg"].as_array().unwrap();
+    let mut shown = 0;
+    for entry in agg {
+        let examples = entry["examples"]
+            .as_array()
+            .expect("examples on every entry");
+        let count = entry["count"].as_u64().unwrap() as usize;
+        assert_eq!(examples.len(), count.min(2), "{entry}");
+        let scores: Vec<f64> = examples
+            .iter()
+            .map(|e| e["score"].as_f64().unwrap())
+            .collect();
+        assert!(
+            scores.windows(2).all(|w| w[0] >= w[1]),
+            "most confident first: {scores:?}"
+        );
+        for example in examples {
+            assert_eq!(example["label"], entry["label"]);
+            assert!(example["excerpt"].as_str().unwrap().chars().count() <= 280);
+            for field in ["post_id", "title", "permalink", "subreddit", "created_at"] {
+                assert!(example[field].is_string(), "{field} in {example}");
+            }
+        }
+        shown += examples.len();
+    }
+    assert!(shown > 0, "{two}");
+
+    let (_, five) = app.post(&ask(Some(5))).await;
+    assert_eq!(five["source"], "cache");
+    for (few, more) in agg.iter().zip(five["agg"].as_array().unwrap()) {
+        let (few, more) = (
+            few["examples"].as_array().unwrap(),
+            more["examples"].as_array().unwrap(),
+        );
+        assert!(more.len() >= few.len() && more.len() <= 5);
+        assert_eq!(few[..], more[..few.len()], "the same posts first");
+    }
+    let (_, none) = app.post(&ask(None)).await;
+    assert!(
+        none["agg"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("examples").is_none()),
+        "{none}"
+    );
+    assert_eq!(app.model_calls(), 1, "one analysis answered all three");
 }
 
 #[tokio::test]

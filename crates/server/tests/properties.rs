@@ -52,6 +52,7 @@ proptest! {
         keyword in "[a-zA-Z0-9 ]{0,120}",
         limit in prop::option::of(-5i64..1200),
         plot in prop::option::of(any::<bool>()),
+        examples in prop::option::of(-3i64..10),
     ) {
         let mut body = Map::new();
         body.insert("keyword".into(), json!(keyword));
@@ -61,20 +62,26 @@ proptest! {
         if let Some(plot) = plot {
             body.insert("return_plot".into(), json!(plot));
         }
+        if let Some(examples) = examples {
+            body.insert("examples".into(), json!(examples));
+        }
         let parsed = AnalyzeRequest::parse(&serde_json::to_vec(&Value::Object(body)).unwrap());
         let trimmed = keyword.trim();
         let keyword_ok = !trimmed.is_empty() && trimmed.chars().count() <= 100;
         let limit_ok = limit.is_none_or(|l| (1..=1000).contains(&l));
+        let examples_ok = examples.is_none_or(|n| (0..=5).contains(&n));
+        let all_ok = keyword_ok && limit_ok && examples_ok;
         match parsed {
             Ok(request) => {
-                prop_assert!(keyword_ok && limit_ok);
+                prop_assert!(all_ok);
                 prop_assert_eq!(request.keyword.as_str(), trimmed);
                 prop_assert_eq!(request.limit.get() as i64, limit.unwrap_or(250));
                 prop_assert_eq!(request.return_plot, plot.unwrap_or(true));
+                prop_assert_eq!(request.examples.get() as i64, examples.unwrap_or(0));
             }
             Err(ApiError::Input(e)) => {
-                prop_assert!(!(keyword_ok && limit_ok));
-                prop_assert!(["keyword", "limit"].contains(&e.field()));
+                prop_assert!(!all_ok);
+                prop_assert!(["keyword", "limit", "examples"].contains(&e.field()));
             }
             Err(other) => prop_assert!(false, "unexpected {other:?}"),
         }

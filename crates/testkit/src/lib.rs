@@ -56,6 +56,7 @@ pub fn empty_analysis(keyword: &str) -> Analysis {
         model: "m".into(),
         posts_source: PostsSource::Sample,
         analyzed_at: Utc::now(),
+        examples: Vec::new(),
     }
 }
 
@@ -91,6 +92,7 @@ pub fn classified_event(id: &str, keyword: &str, posts: Vec<ClassifiedPost>) -> 
         model: "test-model".into(),
         posts_source: PostsSource::Sample,
         analyzed_at: Utc::now(),
+        examples: Vec::new(),
     };
     AnalysisRecorded::new(
         analysis,

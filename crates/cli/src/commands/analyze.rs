@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use base64::Engine as _;
-use moodwire_core::{Keyword, Limit};
+use moodwire_core::{Examples, Keyword, Limit};
 use moodwire_server::{plot, AnalyzeResponse};
 
 use crate::config::PipelineArgs;
@@ -16,6 +16,9 @@ pub struct Args {
     /// How many recent posts to analyse (1 to 1000).
     #[arg(long, default_value_t = 250)]
     limit: i64,
+    /// Show each emotion's most confident posts, up to this many (0 to 5).
+    #[arg(long, default_value_t = 0)]
+    examples: i64,
     /// Also write the pie chart to this PNG file.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -28,6 +31,7 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
     let started = Instant::now();
     let keyword = Keyword::parse(&args.keyword).context("invalid keyword")?;
     let limit = Limit::parse(args.limit).context("invalid --limit")?;
+    let examples = Examples::parse(args.examples).context("invalid --examples")?;
     let (analysis, served) = runtime.block_on(async {
         let pipeline = args.pipeline.build().await?;
         let answer = pipeline.service.analyze(&keyword, limit).await?;
@@ -45,6 +49,7 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         served,
         Some(base64::engine::general_purpose::STANDARD.encode(&png)),
         started.elapsed().as_secs_f64(),
+        examples,
     );
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &body)?;
