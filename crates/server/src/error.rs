@@ -225,7 +225,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field, retry_after) = self.parts();
         let message = if status.is_server_error() {
-            tracing::error!(error = %self, code, "request failed");
+            // Shedding load and stopping are the server working as designed: an operator
+            // alerting on ERROR must not be paged for them.
+            if matches!(code, "overloaded" | "shutting_down") {
+                tracing::warn!(error = %self, code, "request refused");
+            } else {
+                tracing::error!(error = %self, code, "request failed");
+            }
             public_message(code).to_string()
         } else {
             self.to_string()
