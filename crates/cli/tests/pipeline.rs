@@ -632,33 +632,7 @@ async fn two_workers_in_one_group_share_the_partitions() {
 /// believe it and never read the rest until something new arrived.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_commit_inside_the_last_record_batch_is_read_on_from() {
-    const EVENTS: usize = 40;
-    const READ_BEFORE: usize = 10;
-    let database = moodwire_testkit::harness::fresh_database(
-        &service_env("MOODWIRE_TEST_DATABASE_URL"),
-        "mw_pipeline",
-    )
-    .await;
-    let kafka = own_topic("tail", 1).await;
-    forward_synthetic(&kafka, EVENTS, 1).await;
-
-    // An earlier member of the group read and committed the first events only.
-    let mut feed = KafkaFeed::subscribe(&kafka).unwrap();
-    let mut read = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while read < READ_BEFORE && Instant::now() < deadline {
-        let batch = feed
-            .next_batch(READ_BEFORE - read, Duration::from_secs(5))
-            .await
-            .unwrap();
-        read += batch.len();
-        feed.commit(&batch.position).await.unwrap();
-    }
-    assert_eq!(read, READ_BEFORE, "the group could not read the topic");
-    tokio::task::spawn_blocking(move || drop(feed))
-        .await
-        .unwrap();
-
+    let (kafka, database) = committed_inside_the_last_record_batch().await;
     let setup = Setup::new(&reading_kafka(&kafka, &database, &[]));
     let _worker = setup.worker(&[]);
     eventually(
@@ -666,10 +640,67 @@ async fn a_commit_inside_the_last_record_batch_is_read_on_from() {
         "the rest of the batch stored",
         || async {
             pg_scalar(&database, "SELECT count(*) FROM analyses").await
-                == Some((EVENTS - READ_BEFORE) as i64)
+                == Some((TAIL_EVENTS - TAIL_READ_BEFORE) as i64)
         },
     )
     .await;
+}
+
+/// The same for a one-shot `moodwire sync` (cron): the lag reads 0 while the group is
+/// still being joined, and it must not give up before the first event arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_shot_sync_reads_on_from_a_commit_inside_the_last_record_batch() {
+    let (kafka, database) = committed_inside_the_last_record_batch().await;
+    let setup = Setup::new(&reading_kafka(&kafka, &database, &[]));
+    let out = setup.command(&["sync"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["inserted"],
+        (TAIL_EVENTS - TAIL_READ_BEFORE) as u64,
+        "{report}"
+    );
+    assert_eq!(
+        pg_scalar(&database, "SELECT count(*) FROM analyses").await,
+        Some((TAIL_EVENTS - TAIL_READ_BEFORE) as i64)
+    );
+}
+
+const TAIL_EVENTS: usize = 40;
+const TAIL_READ_BEFORE: usize = 10;
+
+/// A fresh database and a topic of `TAIL_EVENTS` events forwarded at once (one record
+/// batch), of which an earlier member of the group read and committed the first
+/// `TAIL_READ_BEFORE`: Tansu then reports no lag (its end is the last record batch's
+/// first offset + 1), though the rest wait.
+async fn committed_inside_the_last_record_batch() -> (KafkaConfig, String) {
+    let database = moodwire_testkit::harness::fresh_database(
+        &service_env("MOODWIRE_TEST_DATABASE_URL"),
+        "mw_pipeline",
+    )
+    .await;
+    let kafka = own_topic("tail", 1).await;
+    forward_synthetic(&kafka, TAIL_EVENTS, 1).await;
+    let mut feed = KafkaFeed::subscribe(&kafka).unwrap();
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read < TAIL_READ_BEFORE && Instant::now() < deadline {
+        let batch = feed
+            .next_batch(TAIL_READ_BEFORE - read, Duration::from_secs(5))
+            .await
+            .unwrap();
+        read += batch.len();
+        feed.commit(&batch.position).await.unwrap();
+    }
+    assert_eq!(read, TAIL_READ_BEFORE, "the group could not read the topic");
+    tokio::task::spawn_blocking(move || drop(feed))
+        .await
+        .unwrap();
+    (kafka, database)
 }
 
 #[tokio::test(flavor = "multi_thread")]

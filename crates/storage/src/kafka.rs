@@ -293,6 +293,11 @@ pub struct KafkaFeed {
     topic: String,
 }
 
+/// How long a read waits for the group to assign this member its partitions, at most.
+const GROUP_JOIN_WAIT: Duration = Duration::from_secs(5);
+/// How often it looks whether they have been assigned meanwhile.
+const JOIN_POLL: Duration = Duration::from_millis(100);
+
 impl KafkaFeed {
     pub fn subscribe(config: &KafkaConfig) -> Result<Self, EventLogError> {
         let consumer: StreamConsumer = config
@@ -320,6 +325,13 @@ impl KafkaFeed {
         })
     }
 
+    /// Whether the group has assigned this member any partition yet (a local call).
+    fn has_partitions(&self) -> bool {
+        self.consumer
+            .assignment()
+            .is_ok_and(|assigned| assigned.count() > 0)
+    }
+
     /// Runs a blocking librdkafka call off the async threads.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -343,11 +355,23 @@ impl EventFeed for KafkaFeed {
         // Per partition: the first offset read and the next one to read.
         let mut read: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         // The first message may take `wait`; after it, take what is already there.
-        let mut deadline = tokio::time::Instant::now() + wait;
+        let started = tokio::time::Instant::now();
+        let mut deadline = started + wait;
+        let mut joined = self.has_partitions();
         let mut last_error = None;
         let mut bytes = 0;
         while batch.len() < max && bytes < MAX_BATCH_BYTES {
             let message = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                // Before the group has given this member its partitions, no message
+                // proves nothing (a one-shot `moodwire sync`, or a worker idle past
+                // the poll interval, joins again on this read): wait for the
+                // assignment, up to GROUP_JOIN_WAIT, then `wait` from there.
+                Err(_) if !joined && started.elapsed() < GROUP_JOIN_WAIT => {
+                    joined = self.has_partitions();
+                    let now = tokio::time::Instant::now();
+                    deadline = if joined { now + wait } else { now + JOIN_POLL };
+                    continue;
+                }
                 Err(_) => break,
                 // librdkafka reports broker trouble here and carries on (reconnecting,
                 // rejoining the group): note it and keep reading until the deadline.
