@@ -16,6 +16,7 @@ import argparse
 import math
 import random
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,12 @@ def parse_args() -> argparse.Namespace:
         help="loss weights against class imbalance: none, or 1/sqrt(frequency) normalised to mean 1",
     )
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument(
+        "--average-last-epochs",
+        type=int,
+        default=0,
+        help="also score the running mean of the weights over the last N epochs (every step) as a candidate",
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--augment", action="store_true", help="train on the robust set (augment.py)")
@@ -179,6 +186,7 @@ def train(model, tokenizer, args, train_enc, validation, pad_id, rng, batch_loss
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * total_steps), total_steps)
     lengths = [len(e) for e in train_enc]
     history, best, best_score = [], {}, -1.0
+    average = TailAverage(model, first_epoch=args.epochs - args.average_last_epochs + 1)
     for epoch in range(1, args.epochs + 1):
         model.train()
         epoch_start, running = time.time(), 0.0
@@ -187,28 +195,72 @@ def train(model, tokenizer, args, train_enc, validation, pad_id, rng, batch_loss
             loss = batch_loss(batch, ids, mask)
             train_step(model, optimizer, loss)
             scheduler.step()
+            average.update(epoch)
             running += loss.item()
             if step % 100 == 0:
                 rate = (time.time() - epoch_start) / step
                 print(f"epoch {epoch} step {step}/{steps_per_epoch} loss {running / step:.4f} {rate:.3f}s/step", flush=True)
-        results = {name: metrics(labels, predict(model, enc, pad_id)) for name, (enc, labels) in validation.items()}
-        record = {
-            "epoch": epoch,
-            "train_loss": running / steps_per_epoch,
-            **{f"{name}_accuracy": r["accuracy"] for name, r in results.items()},
-            **{f"{name}_macro_f1": r["macro_f1"] for name, r in results.items()},
-            "epoch_seconds": round(time.time() - epoch_start, 1),
-        }
-        history.append(record)
-        print(record, flush=True)
-        score = float(np.mean([r["accuracy"] for r in results.values()]))
-        if score > best_score:
-            best_score = score
-            model.save_pretrained(args.out)
-            tokenizer.save_pretrained(args.out)
-            best = {**record, "selection_score": score, "validation": results}
-    print(f"kept epoch {best['epoch']} (selection score {best['selection_score']:.4f})")
+        candidates = [("weights", nullcontext)]
+        if average.steps:
+            candidates.append((f"mean of the weights over {average.steps} steps", average.swapped_in))
+        for weights, loaded in candidates:
+            with loaded():
+                results = {name: metrics(labels, predict(model, enc, pad_id)) for name, (enc, labels) in validation.items()}
+                record = {
+                    "epoch": epoch,
+                    "weights": weights,
+                    "train_loss": running / steps_per_epoch,
+                    **{f"{name}_accuracy": r["accuracy"] for name, r in results.items()},
+                    **{f"{name}_macro_f1": r["macro_f1"] for name, r in results.items()},
+                    "epoch_seconds": round(time.time() - epoch_start, 1),
+                }
+                history.append(record)
+                print(record, flush=True)
+                score = float(np.mean([r["accuracy"] for r in results.values()]))
+                if score > best_score:
+                    best_score = score
+                    model.save_pretrained(args.out)
+                    tokenizer.save_pretrained(args.out)
+                    best = {**record, "selection_score": score, "validation": results}
+    print(f"kept epoch {best['epoch']}, {best['weights']} (selection score {best['selection_score']:.4f})")
     return history, best
+
+
+class TailAverage:
+    """The running mean of the trainable weights over every step from `first_epoch` on
+    (tail averaging, as in SWA/LAWA): a flatter point than the last step's, at the cost
+    of one candidate's evaluation per averaged epoch."""
+
+    def __init__(self, model, first_epoch: int):
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.first_epoch = first_epoch
+        self.mean = None
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self, epoch: int) -> None:
+        if epoch < self.first_epoch:
+            return
+        self.steps += 1
+        if self.mean is None:
+            self.mean = [p.detach().clone() for p in self.params]
+            return
+        for m, p in zip(self.mean, self.params):
+            m.add_(p.detach() - m, alpha=1.0 / self.steps)
+
+    @contextmanager
+    def swapped_in(self):
+        """The model holds the mean weights inside the block, its own after it."""
+        with torch.no_grad():
+            own = [p.detach().clone() for p in self.params]
+            for p, m in zip(self.params, self.mean):
+                p.copy_(m)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, o in zip(self.params, own):
+                    p.copy_(o)
 
 
 def main() -> None:
@@ -267,6 +319,7 @@ def main() -> None:
             "total_seconds": round(time.time() - started, 1),
             "history": history,
             "selected_epoch": best["epoch"],
+            "selected_weights": best["weights"],
             "selected_validation": best["validation"],
         },
     )
