@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -45,8 +47,13 @@ pub struct Analysis {
     /// The most confident posts of each emotion ([`top_examples`]): what an answer's
     /// `examples` are read from. Kept in the cache only, not in events (the store has
     /// every post); empty in entries cached by builds that predate it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub examples: Vec<ScoredPost>,
+    /// Shared, so that a cache hit copies a pointer, not 30 posts.
+    #[serde(default, skip_serializing_if = "no_examples")]
+    pub examples: Arc<[ScoredPost]>,
+}
+
+fn no_examples(examples: &Arc<[ScoredPost]>) -> bool {
+    examples.is_empty()
 }
 
 impl Analysis {
@@ -70,7 +77,7 @@ pub struct ClassifiedPost {
 
 /// The [`Examples::MAX`] most confident posts of each emotion, in the fixed emotion
 /// order, most confident first (ties by post id, so the choice is deterministic).
-pub fn top_examples(classified: &[ClassifiedPost]) -> Vec<ScoredPost> {
+pub fn top_examples(classified: &[ClassifiedPost]) -> Arc<[ScoredPost]> {
     let mut ranked: Vec<&ClassifiedPost> = classified.iter().collect();
     ranked.sort_by(|a, b| {
         (a.prediction.label.index().cmp(&b.prediction.label.index()))

@@ -45,7 +45,7 @@ impl AnalysisRecorded {
         AnalysisRecorded {
             version: EVENT_VERSION,
             analysis: Analysis {
-                examples: Vec::new(),
+                examples: Default::default(),
                 ..analysis
             },
             posts,
@@ -182,7 +182,7 @@ mod tests {
             model: "m".into(),
             posts_source: PostsSource::Sample,
             analyzed_at: Utc::now(),
-            examples: Vec::new(),
+            examples: Default::default(),
         };
         AnalysisRecorded::new(
             analysis,

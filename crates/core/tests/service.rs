@@ -528,7 +528,7 @@ async fn known_posts_too_old_mean_a_full_search() {
 /// An analysis as its event carries it: without the examples, which are the cache's.
 fn as_recorded(analysis: &Analysis) -> Analysis {
     Analysis {
-        examples: Vec::new(),
+        examples: Default::default(),
         ..analysis.clone()
     }
 }

@@ -177,7 +177,7 @@ mod tests {
             model: "test-model".into(),
             posts_source: PostsSource::Sample,
             analyzed_at: chrono::Utc::now(),
-            examples: Vec::new(),
+            examples: Default::default(),
         }
     }
 

@@ -56,7 +56,7 @@ pub fn empty_analysis(keyword: &str) -> Analysis {
         model: "m".into(),
         posts_source: PostsSource::Sample,
         analyzed_at: Utc::now(),
-        examples: Vec::new(),
+        examples: Default::default(),
     }
 }
 
@@ -92,7 +92,7 @@ pub fn classified_event(id: &str, keyword: &str, posts: Vec<ClassifiedPost>) -> 
         model: "test-model".into(),
         posts_source: PostsSource::Sample,
         analyzed_at: Utc::now(),
-        examples: Vec::new(),
+        examples: Default::default(),
     };
     AnalysisRecorded::new(
         analysis,
