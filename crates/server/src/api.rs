@@ -99,12 +99,20 @@ fn present<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> 
     fields.get(name).filter(|v| !v.is_null())
 }
 
-/// An integer field, if given; floats and integers beyond i64 are not counts.
+/// An integer field, if given. As in JSON Schema, `149.0` is the integer 149; `2.5`
+/// and integers beyond i64 are not counts.
 fn integer(fields: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ApiError> {
+    // Below 2^53 every integer is exact in an f64.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
     match present(fields, name) {
         None => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < EXACT)
+                    .map(|f| f as i64)
+            })
             .map(Some)
             .ok_or_else(|| wrong_type(name, "an integer")),
         Some(_) => Err(wrong_type(name, "an integer")),
@@ -209,8 +217,13 @@ mod tests {
         assert_eq!(r.limit.get(), 250);
         assert!(!r.return_plot);
         assert_eq!(r.examples, Examples::default());
-        let r = AnalyzeRequest::parse(br#"{"keyword": "x", "examples": 5}"#).unwrap();
-        assert_eq!(r.examples.get(), 5);
+        let r =
+            AnalyzeRequest::parse(br#"{"keyword": "x", "examples": 5, "limit": 149.0}"#).unwrap();
+        assert_eq!(
+            (r.examples.get(), r.limit.get()),
+            (5, 149),
+            "149.0 is an integer"
+        );
     }
 
     #[test]
