@@ -667,11 +667,10 @@ impl Recorder {
     }
 
     /// Appends the event for the store, in parts small enough for any log, then caches
-    /// the analysis. A failing log does not fail the answer: the analysis is cached,
+    /// the analysis (with its examples, which the event leaves out) and releases the
+    /// question's claim. A failing log does not fail the answer: the analysis is cached,
     /// recovery backfills the store from the cache, and readiness, the log and a
     /// counter say so.
-    /// Appends the event, then caches the analysis (with its examples, which the event
-    /// leaves out) and releases the question's claim.
     async fn record(&self, event: AnalysisRecorded, analysis: &Analysis, key: &str) {
         let parts = event.split_to_fit(MAX_EVENT_BYTES);
         let mut failure = None;
