@@ -54,6 +54,17 @@ impl Setup {
         self.data.path().join("journal.sqlite")
     }
 
+    /// One `moodwire sync` pass now, which must succeed: its JSON report.
+    fn sync_once(&self) -> Value {
+        let out = self.command(&["sync"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_moodwire"));
         command
@@ -652,13 +663,7 @@ async fn a_commit_inside_the_last_record_batch_is_read_on_from() {
 async fn a_one_shot_sync_reads_on_from_a_commit_inside_the_last_record_batch() {
     let (kafka, database) = committed_inside_the_last_record_batch().await;
     let setup = Setup::new(&reading_kafka(&kafka, &database, &[]));
-    let out = setup.command(&["sync"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = setup.sync_once();
     assert_eq!(
         report["inserted"],
         (TAIL_EVENTS - TAIL_READ_BEFORE) as u64,
@@ -736,13 +741,7 @@ async fn recovery_backfills_an_analysis_the_store_lost_from_the_cache() {
 
     // `moodwire sync` from another machine (its own data folder) sharing Redis and the store.
     let other = Setup::new(&env);
-    let out = other.command(&["sync"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = other.sync_once();
     assert_eq!(
         report["recovery"],
         json!({"scanned": 2, "backfilled": 1}),
@@ -766,8 +765,7 @@ async fn recovery_backfills_an_analysis_the_store_lost_from_the_cache() {
     );
 
     // A second pass finds nothing more to do.
-    let again: Value =
-        serde_json::from_slice(&other.command(&["sync"]).output().unwrap().stdout).unwrap();
+    let again = other.sync_once();
     assert_eq!(again["recovery"]["backfilled"], 0);
 }
 
