@@ -569,7 +569,7 @@ impl AnalysisService {
         classified.truncate(limit.get());
         let predictions: Vec<Prediction> =
             classified.iter().map(|c| c.prediction.clone()).collect();
-        let analysis = Analysis {
+        let analysis = Arc::new(Analysis {
             id: uuid::Uuid::now_v7().to_string(),
             keyword: keyword.as_str().to_string(),
             limit: limit.get() as u32,
@@ -579,14 +579,14 @@ impl AnalysisService {
             posts_source: self.source.kind(),
             analyzed_at: Utc::now(),
             examples: top_examples(&classified),
-        };
+        });
         let known = self
             .source
             .searches_newer()
             .then(|| gathered.next_known(&classified, limit));
-        let event = AnalysisRecorded::new(analysis.clone(), classified, timings);
+        let event = AnalysisRecorded::new(Analysis::clone(&analysis), classified, timings);
         let recorder = Arc::clone(&self.recorder);
-        let (key, cached) = (key.to_string(), analysis.clone());
+        let (key, cached) = (key.to_string(), Arc::clone(&analysis));
         // A task of its own: it finishes even if this caller is dropped now.
         let recorded = tokio::spawn(async move {
             recorder.record(event, &cached, &key).await;
@@ -597,7 +597,7 @@ impl AnalysisService {
         if let Err(e) = recorded.await {
             tracing::error!(error = %e, "recording an analysis panicked");
         }
-        Ok(Arc::new(analysis))
+        Ok(analysis)
     }
 }
 

@@ -185,11 +185,12 @@ function renderExamples(shares) {
 
 function exampleItem(post) {
   const item = document.createElement("li");
-  const title = document.createElement(redditUrl(post.permalink) ? "a" : "span");
+  const url = redditUrl(post.permalink);
+  const title = document.createElement(url ? "a" : "span");
   title.className = "post-title";
   title.textContent = post.title || "(no title)";
-  if (title.tagName === "A") {
-    title.href = redditUrl(post.permalink);
+  if (url) {
+    title.href = url;
     title.target = "_blank";
     title.rel = "noopener noreferrer";
   }
