@@ -154,7 +154,7 @@ await step("the keyword comparison shows the stored keywords as stacked bars", a
   assert.ok(!bars.labels.includes(markup), `no empty bar: ${bars.labels}`);
   assert.match(await page.textContent("#compare-no-posts"), /^No posts found in the latest analysis of “.+”\.$/);
   const options = await page.$$eval("#detail-keyword option", (os) => os.map((o) => o.textContent));
-  assert.ok(options.every((o) => /\((1 analysis|\d+ analyses)\)$/.test(o) && !/\(1 analyses\)/.test(o)), `${options}`);
+  assert.ok(options.every((o) => /: (1 analysis|\d+ analyses)$/.test(o) && !/: 1 analyses$/.test(o)), `${options}`);
   // The detail opened on a keyword with posts, whatever the order.
   assert.notEqual(await page.inputValue("#detail-keyword"), markup);
 });
@@ -167,7 +167,8 @@ await step("untrusted text stays text", async () => {
 });
 
 await step("a keyword's trend and per-post confidence are drawn", async () => {
-  await page.selectOption("#detail-keyword", "climate");
+  // A series' key: keyword, subreddits ("+"-joined) and window, a line each.
+  await page.selectOption("#detail-keyword", "climate\n\nall");
   await page.waitForFunction(() => {
     const trend = Chart.getChart("trend-chart");
     const scatter = Chart.getChart("confidence-chart");
@@ -185,17 +186,47 @@ await step("a keyword's trend and per-post confidence are drawn", async () => {
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-csv")]);
   assert.match(download.suggestedFilename(), /^moodwire-climate-analyses\.csv$/);
   const csv = readFileSync(await download.path(), "utf8").trimEnd().split("\r\n");
-  assert.equal(csv[0].split(",").length, 4 + 3 * 6, csv[0]);
-  assert.ok(csv[0].startsWith("keyword,analysis_id,analyzed_at,posts,sadness_pct,"), csv[0]);
+  assert.equal(csv[0].split(",").length, 6 + 3 * 6, csv[0]);
+  assert.ok(csv[0].startsWith("keyword,subreddits,window,analysis_id,analyzed_at,posts,sadness_pct,"), csv[0]);
   assert.equal(csv.length - 1, trend.labels.length, "one row per stored analysis");
   for (const row of csv.slice(1)) {
     const fields = row.split(",");
-    assert.equal(fields[0], "climate");
-    const pcts = [4, 7, 10, 13, 16, 19].map((i) => Number(fields[i]));
+    assert.deepEqual(fields.slice(0, 3), ["climate", "", "all"]);
+    const pcts = [6, 9, 12, 15, 18, 21].map((i) => Number(fields[i]));
     assert.ok(Math.abs(pcts.reduce((a, b) => a + b, 0) - 100) <= 0.1, row);
   }
   await page.hover("#confidence-chart", { position: { x: 100, y: 100 } });
   await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
+});
+
+await step("subreddits and a window narrow the question and make a series of their own", async () => {
+  await page.fill("#keyword", "work");
+  await page.fill("#limit", "500");
+  await page.fill("#subreddits", "r/jobs, RemoteWork");
+  await page.selectOption("#window", "month");
+  await page.click("#analyze");
+  await page.waitForFunction(() =>
+    document.getElementById("result-meta").textContent.includes("about “work” in r/jobs, r/remotework · from the last month"));
+  const meta = await page.$$eval("#example-posts li .meta", (spans) => spans.map((s) => s.textContent));
+  assert.ok(meta.length > 0, "the scoped answer has examples");
+  for (const line of meta) assert.match(line, /^ r\/(jobs|remotework) ·/i, line);
+  const scoped = "work (in r/jobs, r/remotework · from the last month)";
+  await page.waitForFunction((label) => {
+    const chart = Chart.getChart("keywords-chart");
+    return chart && chart.data.labels.includes(label);
+  }, scoped, { timeout: 45_000 });
+  await page.selectOption("#detail-keyword", "work\njobs+remotework\nmonth");
+  await page.waitForFunction(() => {
+    const trend = Chart.getChart("trend-chart");
+    return trend && trend.data.labels.length === 1;
+  });
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-csv")]);
+  assert.equal(download.suggestedFilename(), "moodwire-work-jobs-remotework-month-analyses.csv");
+  const csv = readFileSync(await download.path(), "utf8").trimEnd().split("\r\n");
+  assert.equal(csv.length, 2, "the one scoped analysis, not another scope's");
+  assert.deepEqual(csv[1].split(",").slice(0, 3), ["work", "jobs+remotework", "month"]);
+  await page.fill("#subreddits", "");
+  await page.selectOption("#window", "all");
 });
 
 await step("nothing went wrong in the page (errors, CSP violations, dialogs)", async () => {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use moodwire_core::ports::{Classifier, ClassifyError};
 use moodwire_core::service::AnalysisService;
-use moodwire_core::{Keyword, Limit, Prediction};
+use moodwire_core::{Keyword, Limit, Prediction, Question};
 use moodwire_model::{Engine, EngineOptions, Infer, InferOptions, ModelDir};
 use moodwire_sources::reddit::Secret;
 use moodwire_sources::{RedditConfig, RedditSource};
@@ -167,21 +167,36 @@ async fn run(repeats: usize) {
     let mut results: Vec<Measured> = scenarios.iter().map(|_| Measured::new()).collect();
     let warm = Keyword::parse("warm up").unwrap();
     posts.publish("warm up", 250);
-    service.analyze(&warm, limit).await.unwrap();
+    service
+        .analyze(&Question::new(warm.clone(), limit))
+        .await
+        .unwrap();
     for repeat in 0..repeats {
         for (s, (_, new)) in scenarios.iter().enumerate() {
             let name = format!("topic {repeat} {s}");
             let keyword = Keyword::parse(&name).unwrap();
             posts.publish(&name, 250);
             if new.is_some() {
-                service.analyze(&keyword, limit).await.unwrap();
+                service
+                    .analyze(&Question::new(keyword.clone(), limit))
+                    .await
+                    .unwrap();
                 posts.publish(&name, new.unwrap());
             }
             let (calls, texts) = (searches().await, classifier.texts.load(Ordering::SeqCst));
             let started = Instant::now();
             let analysis = match new {
-                None => service.analyze(&keyword, limit).await.unwrap().0,
-                Some(_) => service.refresh(&keyword, limit).await.unwrap(),
+                None => {
+                    service
+                        .analyze(&Question::new(keyword.clone(), limit))
+                        .await
+                        .unwrap()
+                        .0
+                }
+                Some(_) => service
+                    .refresh(&Question::new(keyword.clone(), limit))
+                    .await
+                    .unwrap(),
             };
             results[s].times.push(started.elapsed());
             results[s].calls.push(searches().await - calls);

@@ -5,7 +5,7 @@ use moodwire_testkit::harness as common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -161,6 +161,17 @@ fn bad_arguments_fail_with_a_message() {
     let out = moodwire(&["analyze", "AI", "--examples", "6"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("examples must be between 0 and 5"));
+    let out = moodwire(&["analyze", "AI", "--subreddit", "r/stocks"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid --subreddit") && stderr.contains("\"r/stocks\""),
+        "{stderr}"
+    );
+    let out = moodwire(&["analyze", "AI", "--window", "fortnight"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("[possible values: hour, day, week, month, year, all]"));
     let out = moodwire(&["eval", "/nonexistent/file.txt"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/file.txt"));
@@ -219,6 +230,51 @@ fn analyze_prints_the_api_body_and_writes_the_plot() {
     let png = std::fs::read(&plot).unwrap();
     std::fs::remove_file(&plot).ok();
     assert!(png.starts_with(b"\x89PNG"));
+}
+
+#[test]
+fn analyze_takes_subreddits_and_a_window() {
+    let out = moodwire(&[
+        "analyze",
+        "work",
+        "--limit",
+        "500",
+        "--subreddit",
+        "RemoteWork",
+        "--subreddit",
+        "jobs",
+        "--window",
+        "month",
+        "--examples",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (body["subreddits"].clone(), body["window"].clone()),
+        (json!(["jobs", "remotework"]), json!("month"))
+    );
+    let count = body["count"].as_u64().unwrap();
+    assert!(
+        count > 0 && count < 100,
+        "fewer than in all subreddits over all time: {count}"
+    );
+    for example in body["agg"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["examples"].as_array().unwrap())
+    {
+        let subreddit = example["subreddit"].as_str().unwrap().to_lowercase();
+        assert!(
+            ["jobs", "remotework"].contains(&subreddit.as_str()),
+            "{example}"
+        );
+    }
 }
 
 /// SIGTERM stops accepting connections but lets an in-flight request finish.

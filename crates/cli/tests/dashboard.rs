@@ -40,9 +40,18 @@ fn serve(env: &[(&str, &str)]) -> Server {
 }
 
 async fn analyze(client: &reqwest::Client, base: &str, keyword: &str, limit: u32) {
+    analyze_body(
+        client,
+        base,
+        json!({"keyword": keyword, "limit": limit, "return_plot": false}),
+    )
+    .await;
+}
+
+async fn analyze_body(client: &reqwest::Client, base: &str, body: Value) {
     let response = client
         .post(format!("{base}/analyze"))
-        .json(&json!({"keyword": keyword, "limit": limit, "return_plot": false}))
+        .json(&body)
         .send()
         .await
         .unwrap();
@@ -92,17 +101,65 @@ async fn the_history_api_reads_postgresql_alike() {
     history_api_contract(serve(&[("DATABASE_URL", &database)])).await;
 }
 
-/// Three analyses of two keywords, read back through every history endpoint.
+/// Three analyses of two keywords and one of a keyword in two subreddits over a
+/// month, read back through every history endpoint.
 async fn history_api_contract(server: Server) {
     let client = reqwest::Client::new();
     let base = &format!("http://{}", server.address);
     analyze(&client, base, "climate", 40).await;
     analyze(&client, base, "Climate", 30).await;
     analyze(&client, base, "bitcoin", 20).await;
-    let body = stored_keywords(&client, base, 2).await;
+    let scoped = json!({"keyword": "climate", "limit": 20, "return_plot": false,
+        "subreddits": ["Environment", "weather"], "window": "month"});
+    analyze_body(&client, base, scoped).await;
+    let body = stored_keywords(&client, base, 3).await;
     assert_eq!(body["keywords"][0]["keyword"], "climate", "{body}");
     assert_eq!(body["keywords"][0]["analyses"], 2);
     assert_eq!(body["keywords"][0]["latest"]["count"], 30);
+    assert_eq!(
+        (
+            body["keywords"][0]["subreddits"].clone(),
+            body["keywords"][0]["window"].clone()
+        ),
+        (json!([]), json!("all"))
+    );
+    let series = &body["keywords"][1];
+    assert_eq!(
+        (
+            series["keyword"].clone(),
+            series["subreddits"].clone(),
+            series["window"].clone()
+        ),
+        (
+            json!("climate"),
+            json!(["environment", "weather"]),
+            json!("month")
+        ),
+        "{body}"
+    );
+    assert_eq!(series["analyses"], 1);
+    let scoped_trend = get_json(
+        &client,
+        &format!("{base}/api/keywords/climate/trend?subreddits=weather,ENVIRONMENT&window=month"),
+    )
+    .await;
+    assert_eq!(
+        scoped_trend["points"].as_array().unwrap().len(),
+        1,
+        "{scoped_trend}"
+    );
+    assert_eq!(
+        scoped_trend["points"][0]["analysis_id"],
+        series["latest"]["analysis_id"]
+    );
+    let scoped_posts = get_json(&client, &format!("{base}/api/keywords/climate/posts?subreddits=environment&subreddits=weather&window=month")).await;
+    for post in scoped_posts["analysis"]["posts"].as_array().unwrap() {
+        assert!(
+            ["environment", "weather"]
+                .contains(&post["subreddit"].as_str().unwrap().to_lowercase().as_str()),
+            "{post}"
+        );
+    }
     assert_eq!(
         body["keywords"][0]["latest"]["emotions"]
             .as_array()
@@ -141,6 +198,16 @@ async fn history_api_contract(server: Server) {
         ),
         ("/api/keywords/%20/posts", "invalid_keyword", "keyword"),
         ("/api/keywords/%FF/posts", "invalid_type", "keyword"),
+        (
+            "/api/keywords/ai/trend?window=fortnight",
+            "invalid_window",
+            "window",
+        ),
+        (
+            "/api/keywords/ai/posts?subreddits=a",
+            "invalid_subreddits",
+            "subreddits",
+        ),
     ] {
         let response = client.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(response.status(), 422, "{path}");

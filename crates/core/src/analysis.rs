@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::history::ScoredPost;
-use crate::{Emotion, Examples, Post, Prediction};
+use crate::{Emotion, Examples, Post, Prediction, Scope};
 
 /// Where the analysed posts came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -38,6 +38,10 @@ pub struct Analysis {
     /// How many posts were asked for; `count` is how many were found.
     #[serde(default)]
     pub limit: u32,
+    /// Which posts it read beyond the keyword (unrestricted in entries and events of
+    /// builds that predate scopes).
+    #[serde(default)]
+    pub scope: Scope,
     pub count: u32,
     /// Exactly six entries, sorted by `pct` descending.
     pub agg: Vec<EmotionShare>,
@@ -254,6 +258,7 @@ mod tests {
         assert!(examples[0].excerpt.chars().count() <= Post::EXCERPT_MAX_CHARS);
 
         let analysis = Analysis {
+            scope: Default::default(),
             id: "a".into(),
             keyword: "k".into(),
             limit: 9,

@@ -17,6 +17,12 @@ pub enum InputError {
         max: u32,
         got: i64,
     },
+    #[error("subreddits: {name:?} (name {position}) is not a subreddit name: 2 to 21 letters, digits or underscores")]
+    InvalidSubreddit { name: String, position: usize },
+    #[error("subreddits: at most {max} names (got {got} distinct)")]
+    TooManySubreddits { max: usize, got: usize },
+    #[error("window must be one of hour, day, week, month, year, all (got {got:?})")]
+    UnknownWindow { got: String },
 }
 
 impl InputError {
@@ -27,6 +33,10 @@ impl InputError {
             | InputError::KeywordInvisibleCharacter { .. } => "invalid_keyword",
             InputError::LimitOutOfRange { .. } => "invalid_limit",
             InputError::ParameterOutOfRange { .. } => "invalid_parameter",
+            InputError::InvalidSubreddit { .. } | InputError::TooManySubreddits { .. } => {
+                "invalid_subreddits"
+            }
+            InputError::UnknownWindow { .. } => "invalid_window",
         }
     }
 
@@ -37,6 +47,10 @@ impl InputError {
             | InputError::KeywordInvisibleCharacter { .. } => "keyword",
             InputError::LimitOutOfRange { .. } => "limit",
             InputError::ParameterOutOfRange { field, .. } => field,
+            InputError::InvalidSubreddit { .. } | InputError::TooManySubreddits { .. } => {
+                "subreddits"
+            }
+            InputError::UnknownWindow { .. } => "window",
         }
     }
 }

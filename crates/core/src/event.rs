@@ -17,7 +17,15 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// Version of the [`AnalysisRecorded`] JSON. Bump it on any change a reader must know
 /// about; readers reject versions they do not know instead of guessing.
-pub const EVENT_VERSION: u32 = 1;
+///
+/// 2: the analysis carries its `scope` (subreddits and window). A version-1 reader
+/// would store a scoped analysis as an unrestricted one, so it must refuse it (into
+/// the dead letters, replayed once it is upgraded); version-1 events read here as
+/// unrestricted, which they were.
+pub const EVENT_VERSION: u32 = 2;
+
+/// The oldest event version this build still reads.
+const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// An analysis was computed (not served from the cache): the aggregate and every
 /// post with its prediction. Appended to the event log, drained into the store.
@@ -119,7 +127,7 @@ impl AnalysisRecorded {
         }
         let envelope: Envelope = serde_json::from_slice(bytes)
             .map_err(|e| EventDecodeError::Malformed(e.to_string()))?;
-        if envelope.version != EVENT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=EVENT_VERSION).contains(&envelope.version) {
             return Err(EventDecodeError::UnknownVersion(envelope.version));
         }
         serde_json::from_slice(bytes).map_err(|e| EventDecodeError::Malformed(e.to_string()))
@@ -137,7 +145,7 @@ pub fn normalized_keyword(keyword: &str) -> String {
 pub enum EventDecodeError {
     #[error("malformed event: {0}")]
     Malformed(String),
-    #[error("event version {0} is not known to this build (it knows {EVENT_VERSION})")]
+    #[error("event version {0} is not known to this build (it reads {OLDEST_READABLE_VERSION} to {EVENT_VERSION})")]
     UnknownVersion(u32),
 }
 
@@ -174,6 +182,7 @@ mod tests {
             permalink: String::new(),
         };
         let analysis = Analysis {
+            scope: Default::default(),
             id: "0192".into(),
             keyword: "  Rust  Lang ".trim().into(),
             limit: 10,
@@ -247,6 +256,32 @@ mod tests {
         // One post is never split, whatever the bound.
         let single = big_event(1, 100);
         assert_eq!(single.split_to_fit(10).len(), 1);
+    }
+
+    #[test]
+    fn a_version_1_event_reads_as_an_unrestricted_analysis() {
+        let mut e = event();
+        e.analysis.scope = crate::Scope {
+            subreddits: crate::Subreddits::parse(&["stocks"]).unwrap(),
+            window: crate::Window::Week,
+        };
+        let mut json: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(json["version"], 2);
+        assert_eq!(
+            json["analysis"]["scope"]["subreddits"],
+            serde_json::json!(["stocks"])
+        );
+        json["version"] = 1.into();
+        json["analysis"].as_object_mut().unwrap().remove("scope");
+        let old = AnalysisRecorded::from_json(&serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(old.analysis.scope, crate::Scope::unrestricted());
+        // A scope that no request could have asked for is refused, not stored.
+        json["analysis"]["scope"] =
+            serde_json::json!({"subreddits": ["no spaces allowed"], "window": "week"});
+        assert!(matches!(
+            AnalysisRecorded::from_json(&serde_json::to_vec(&json).unwrap()),
+            Err(EventDecodeError::Malformed(_))
+        ));
     }
 
     #[test]

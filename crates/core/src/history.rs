@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{excerpt, ClassifiedPost, Emotion, EmotionShare, InputError, Post};
+use crate::{excerpt, ClassifiedPost, Emotion, EmotionShare, InputError, Post, Window};
 
 /// One stored analysis, reduced to its six shares in the fixed emotion order
 /// (sadness, joy, love, anger, fear, surprise) so that charts stack consistently.
@@ -19,14 +19,19 @@ pub struct AnalysisSummary {
     pub emotions: Vec<EmotionShare>,
 }
 
-/// A keyword of the registry with its latest stored analysis.
+/// A keyword of the registry in one scope it was asked in, with its latest stored
+/// analysis there.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct KeywordMood {
     /// The normalized keyword (lowercase, single spaces): the registry's key.
     pub keyword: String,
     /// As it was last asked.
     pub display: String,
-    /// Computed analyses stored for it.
+    /// The subreddits its analyses were limited to (lowercase, sorted); empty: all of Reddit.
+    pub subreddits: Vec<String>,
+    /// How far back its analyses read.
+    pub window: Window,
+    /// Computed analyses stored for it in this scope.
     pub analyses: u64,
     pub latest: AnalysisSummary,
 }

@@ -12,6 +12,7 @@ pub mod history;
 pub mod ports;
 pub mod post;
 pub mod query;
+pub mod scope;
 pub mod service;
 pub mod trending;
 
@@ -20,7 +21,8 @@ pub use emotion::{Emotion, Prediction};
 pub use error::InputError;
 pub use event::{AnalysisRecorded, Timings, MAX_BATCH_BYTES, MAX_EVENT_BYTES};
 pub use post::{excerpt, is_removed, strip_controls, Post};
-pub use query::{Examples, Keyword, Limit};
+pub use query::{Examples, Keyword, Limit, Question};
+pub use scope::{Scope, Subreddits, Window};
 
 /// Registers the help text of the metrics this crate records (call once, after the
 /// recorder is installed).

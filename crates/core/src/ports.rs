@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
-use crate::{Analysis, AnalysisRecorded, Keyword, Limit, Post, PostsSource, Prediction};
+use crate::{
+    Analysis, AnalysisRecorded, Keyword, Limit, Post, PostsSource, Prediction, Question, Scope,
+};
 
 /// Why texts could not be classified.
 #[derive(Debug, thiserror::Error)]
@@ -98,14 +100,11 @@ pub struct Newer {
 pub trait PostSource: Send + Sync {
     fn kind(&self) -> PostsSource;
 
-    /// Up to `limit` posts matching `keyword`, newest first. Work that may go on after
+    /// Up to `question.limit` posts matching its keyword within its scope, newest
+    /// first. A live source measures the scope's window back from now; a snapshot (the
+    /// sample corpus, a dump) from the newest post it holds. Work that may go on after
     /// the caller has gone keeps a clone of `slot` until it has stopped.
-    async fn search(
-        &self,
-        keyword: &Keyword,
-        limit: Limit,
-        slot: &WorkSlot,
-    ) -> Result<Vec<Post>, SourceError>;
+    async fn search(&self, question: &Question, slot: &WorkSlot) -> Result<Vec<Post>, SourceError>;
 
     /// Whether [`PostSource::search_newer`] can stop early (the service keeps the
     /// keywords' known posts only for such a source).
@@ -119,8 +118,7 @@ pub trait PostSource: Send + Sync {
     /// one, searched whole in milliseconds): the caller searches in full.
     async fn search_newer(
         &self,
-        _keyword: &Keyword,
-        _limit: Limit,
+        _question: &Question,
         _known: &std::collections::HashSet<String>,
         _slot: &WorkSlot,
     ) -> Result<Option<Newer>, SourceError> {
@@ -335,19 +333,24 @@ pub struct SaveReport {
 /// Reads of the stored history, for the dashboard.
 #[async_trait]
 pub trait History: Send + Sync {
-    /// The `max` keywords with the most stored analyses, each with its latest one.
+    /// The `max` keywords with the most stored analyses, each with its latest one: one
+    /// entry per keyword and scope asked.
     async fn keyword_moods(&self, max: usize) -> Result<Vec<KeywordMood>, StoreError>;
-    /// The latest `points` analyses of `keyword`, oldest first.
+    /// The latest `points` analyses of `keyword` in exactly `scope` (a scoped analysis
+    /// never mixes into the unrestricted trend, nor one scope into another), oldest first.
     async fn trend(
         &self,
         keyword: &Keyword,
+        scope: &Scope,
         points: usize,
     ) -> Result<Vec<AnalysisSummary>, StoreError>;
-    /// Up to `max` posts of the latest analysis of `keyword` that has its posts (not
-    /// one rebuilt by recovery), least confident first; `None` when there is none.
+    /// Up to `max` posts of the latest analysis of `keyword` in exactly `scope` that has
+    /// its posts (not one rebuilt by recovery), least confident first; `None` when
+    /// there is none.
     async fn scored_posts(
         &self,
         keyword: &Keyword,
+        scope: &Scope,
         max: usize,
     ) -> Result<Option<AnalysisPosts>, StoreError>;
 }
@@ -396,17 +399,27 @@ impl KnownPosts {
     pub const MAX_POSTS: usize = Limit::MAX as usize;
 }
 
-/// Where a keyword's known posts are kept: one list per model and keyword, whatever
-/// the limit.
-pub fn known_posts_key(model_version: &str, keyword: &Keyword) -> String {
-    format!("known:{model_version}:{}", keyword.normalized())
+/// Where a question's known posts are kept: one list per model, keyword and scope,
+/// whatever the limit.
+pub fn known_posts_key(model_version: &str, question: &Question) -> String {
+    let scope = question.scope.key();
+    format!(
+        "known:{model_version}{scope}:{}",
+        question.keyword.normalized()
+    )
 }
 
-/// The cache key of a question: model version + normalized keyword + limit.
+/// The cache key of a question: model version + limit + scope (sorted subreddits and
+/// window; nothing for an unrestricted question) + normalized keyword.
 ///
-/// `return_plot` is not part of it: the plot is rendered from the cached analysis.
-pub fn cache_key(model_version: &str, keyword: &Keyword, limit: Limit) -> String {
-    format!("{model_version}:{}:{}", limit.get(), keyword.normalized())
+/// `return_plot` and `examples` are not part of it: both are rendered from the cached
+/// analysis.
+pub fn cache_key(model_version: &str, question: &Question) -> String {
+    let (limit, scope) = (question.limit.get(), question.scope.key());
+    format!(
+        "{model_version}:{limit}{scope}:{}",
+        question.keyword.normalized()
+    )
 }
 
 #[cfg(test)]
@@ -417,6 +430,9 @@ mod tests {
     fn cache_key_ignores_keyword_case_and_spacing_but_not_limit_or_model() {
         let k = |s| Keyword::parse(s).unwrap();
         let l = |n| Limit::parse(n).unwrap();
+        let cache_key = |model, keyword: &Keyword, limit| {
+            cache_key(model, &Question::new(keyword.clone(), limit))
+        };
         assert_eq!(
             cache_key("m1", &k(" AI "), l(10)),
             cache_key("m1", &k("ai"), l(10))
@@ -429,5 +445,42 @@ mod tests {
             cache_key("m1", &k("ai"), l(10)),
             cache_key("m2", &k("ai"), l(10))
         );
+    }
+
+    #[test]
+    fn cache_key_holds_the_scope_sorted() {
+        use crate::{Scope, Subreddits, Window};
+        let question = |names: &[&str], window| {
+            let keyword = Keyword::parse("Tesla").unwrap();
+            Question::new(keyword, Limit::DEFAULT).within(Scope {
+                subreddits: Subreddits::parse(names).unwrap(),
+                window,
+            })
+        };
+        let key = |names, window| cache_key("m1", &question(names, window));
+        assert_eq!(
+            key(&["stocks", "WallStreetBets"], Window::Week),
+            key(&["wallstreetbets", "Stocks"], Window::Week)
+        );
+        assert_eq!(
+            key(&["stocks", "wallstreetbets"], Window::Week),
+            "m1:250/r=stocks+wallstreetbets/t=week:tesla"
+        );
+        assert_ne!(
+            key(&["stocks"], Window::Week),
+            key(&["stocks"], Window::Day)
+        );
+        assert_ne!(key(&["stocks"], Window::All), key(&[], Window::All));
+        assert_eq!(
+            key(&[], Window::All),
+            "m1:250:tesla",
+            "unrestricted keys are unchanged"
+        );
+        // A keyword that looks like a scope does not make an unrestricted key a scoped one.
+        let lookalike = Keyword::parse("/r=stocks/t=week:tesla").unwrap();
+        let lookalike = cache_key("m1", &Question::new(lookalike, Limit::DEFAULT));
+        assert_ne!(lookalike, key(&["stocks"], Window::Week));
+        let known = |names, window| known_posts_key("m1", &question(names, window));
+        assert_ne!(known(&["stocks"], Window::All), known(&[], Window::All));
     }
 }

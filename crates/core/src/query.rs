@@ -158,6 +158,29 @@ impl Examples {
     }
 }
 
+/// One question as the service answers it: a keyword, how many posts, and which.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Question {
+    pub keyword: Keyword,
+    pub limit: Limit,
+    pub scope: crate::Scope,
+}
+
+impl Question {
+    /// About all of Reddit, all time.
+    pub fn new(keyword: Keyword, limit: Limit) -> Self {
+        Question {
+            keyword,
+            limit,
+            scope: crate::Scope::unrestricted(),
+        }
+    }
+
+    pub fn within(self, scope: crate::Scope) -> Self {
+        Question { scope, ..self }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use crate::ports::{
 };
 use crate::{
     aggregate, top_examples, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit,
-    Prediction, Timings, MAX_EVENT_BYTES,
+    Prediction, Question, Timings, MAX_EVENT_BYTES,
 };
 
 /// Why an analysis could not be made.
@@ -222,27 +222,22 @@ impl AnalysisService {
 
     pub async fn analyze(
         &self,
-        keyword: &Keyword,
-        limit: Limit,
+        question: &Question,
     ) -> Result<(Arc<Analysis>, Served), AnalyzeError> {
-        if let Some(hit) = self.answer_from_cache(keyword, limit).await {
+        if let Some(hit) = self.answer_from_cache(question).await {
             return Ok((hit, Served::Cache));
         }
-        let computed = self.refresh(keyword, limit).await?;
+        let computed = self.refresh(question).await?;
         Ok((computed, Served::Inference))
     }
 
     /// The first half of [`Self::analyze`]: the cached answer, if any, with the
     /// question counted. A caller that runs the second half ([`Self::refresh`])
     /// elsewhere, as the HTTP server does on its analysis runtime, starts here.
-    pub async fn answer_from_cache(
-        &self,
-        keyword: &Keyword,
-        limit: Limit,
-    ) -> Option<Arc<Analysis>> {
-        let key = cache_key(self.classifier.model_version(), keyword, limit);
+    pub async fn answer_from_cache(&self, question: &Question) -> Option<Arc<Analysis>> {
+        let key = cache_key(self.classifier.model_version(), question);
         // Counted concurrently with the lookup, so a hit costs one round trip, not two.
-        let (hit, ()) = tokio::join!(self.cached(&key), self.count_query(keyword));
+        let (hit, ()) = tokio::join!(self.cached(&key), self.count_query(&question.keyword));
         hit
     }
 
@@ -271,25 +266,21 @@ impl AnalysisService {
     }
 
     /// What the cache holds for a question (for the warmer; a cache error reads as none).
-    pub async fn cached_analysis(&self, keyword: &Keyword, limit: Limit) -> Option<Analysis> {
-        let key = cache_key(self.classifier.model_version(), keyword, limit);
+    pub async fn cached_analysis(&self, question: &Question) -> Option<Analysis> {
+        let key = cache_key(self.classifier.model_version(), question);
         self.cache.get(&key).await.ok().flatten()
     }
 
     /// Computes the analysis afresh and caches it, whatever the cache holds (joining
     /// a computation already in flight for the same question).
-    pub async fn refresh(
-        &self,
-        keyword: &Keyword,
-        limit: Limit,
-    ) -> Result<Arc<Analysis>, AnalyzeError> {
-        let key = cache_key(self.classifier.model_version(), keyword, limit);
+    pub async fn refresh(&self, question: &Question) -> Result<Arc<Analysis>, AnalyzeError> {
+        let key = cache_key(self.classifier.model_version(), question);
         let ticket = self.join_flight(&key);
         // The first caller computes; the others wait on the same cell. If the
         // computing caller goes away, the next waiter takes over.
         ticket
             .flight
-            .get_or_init(|| self.compute_and_cache(&key, keyword, limit))
+            .get_or_init(|| self.compute_and_cache(&key, question))
             .await
             .clone()
     }
@@ -299,13 +290,12 @@ impl AnalysisService {
         self.cache.check().await
     }
 
-    /// The posts of the answer: when the keyword's earlier answers are known and recent
+    /// The posts of the answer: when the question's earlier answers are known and recent
     /// enough (a full search within `full_refresh`), only what the source has newer,
-    /// beside the known ones; else a full search.
+    /// beside the known ones still in its window; else a full search.
     async fn gather(
         &self,
-        keyword: &Keyword,
-        limit: Limit,
+        question: &Question,
         known_key: &str,
         slot: &WorkSlot,
     ) -> Result<Gathered, AnalyzeError> {
@@ -319,12 +309,16 @@ impl AnalysisService {
             true => self.cache.known_posts(known_key).await,
             false => Ok(None),
         };
-        if let Ok(Some(known)) = known {
+        if let Ok(Some(mut known)) = known {
             if due(&known) {
+                // Posts that have aged out of the window since are no longer part of it.
+                if let Some(start) = question.scope.window.start_from_now() {
+                    known.posts.retain(|c| c.post.created_utc >= start);
+                }
                 let ids = known.posts.iter().map(|c| c.post.id.clone()).collect();
                 let newer = self
                     .source
-                    .search_newer(keyword, limit, &ids, slot)
+                    .search_newer(question, &ids, slot)
                     .await
                     .map_err(source_error)?;
                 match newer {
@@ -337,7 +331,7 @@ impl AnalysisService {
                     }
                     Some(newer)
                         if known.complete
-                            || newer.posts.len() + known.posts.len() >= limit.get() =>
+                            || newer.posts.len() + known.posts.len() >= question.limit.get() =>
                     {
                         metrics::counter!("moodwire_refreshes_total", "kind" => "incremental")
                             .increment(1);
@@ -353,7 +347,7 @@ impl AnalysisService {
         }
         let posts = self
             .source
-            .search(keyword, limit, slot)
+            .search(question, slot)
             .await
             .map_err(source_error)?;
         Ok(Gathered {
@@ -498,8 +492,7 @@ impl AnalysisService {
     async fn compute_and_cache(
         &self,
         key: &str,
-        keyword: &Keyword,
-        limit: Limit,
+        question: &Question,
     ) -> Result<Arc<Analysis>, AnalyzeError> {
         // A cache that cannot say computes here, as without a shared cache.
         if let Ok(false) = self.cache.claim(key, Self::CLAIM_TTL).await {
@@ -511,7 +504,7 @@ impl AnalysisService {
                 "another replica's analysis did not land in time; computing it here"
             );
         }
-        let computed = self.compute(key, keyword, limit).await;
+        let computed = self.compute(key, question).await;
         if computed.is_err() {
             // Give the question back at once to whoever asks it next.
             let _ = self.cache.release(key).await;
@@ -532,20 +525,15 @@ impl AnalysisService {
         None
     }
 
-    async fn compute(
-        &self,
-        key: &str,
-        keyword: &Keyword,
-        limit: Limit,
-    ) -> Result<Arc<Analysis>, AnalyzeError> {
+    async fn compute(&self, key: &str, question: &Question) -> Result<Arc<Analysis>, AnalyzeError> {
         let slot = WorkSlot::new(Arc::clone(&self.computing).try_acquire_owned().map_err(
             |_| AnalyzeError::Busy {
                 limit: self.max_computing,
             },
         )?);
         let started = Instant::now();
-        let known_key = known_posts_key(self.classifier.model_version(), keyword);
-        let gathered = self.gather(keyword, limit, &known_key, &slot).await?;
+        let known_key = known_posts_key(self.classifier.model_version(), question);
+        let gathered = self.gather(question, &known_key, &slot).await?;
         let fetched = Instant::now();
         let predictions = self.predict(&gathered.fresh).await?;
         let timings = Timings {
@@ -566,13 +554,14 @@ impl AnalysisService {
             .filter(|c| seen.insert(c.post.id.clone()))
             .collect();
         newest_first(&mut classified);
-        classified.truncate(limit.get());
+        classified.truncate(question.limit.get());
         let predictions: Vec<Prediction> =
             classified.iter().map(|c| c.prediction.clone()).collect();
         let analysis = Arc::new(Analysis {
             id: uuid::Uuid::now_v7().to_string(),
-            keyword: keyword.as_str().to_string(),
-            limit: limit.get() as u32,
+            keyword: question.keyword.as_str().to_string(),
+            limit: question.limit.get() as u32,
+            scope: question.scope.clone(),
             count: predictions.len() as u32,
             agg: aggregate(&predictions),
             model: self.classifier.model_version().to_string(),
@@ -583,7 +572,7 @@ impl AnalysisService {
         let known = self
             .source
             .searches_newer()
-            .then(|| gathered.next_known(&classified, limit));
+            .then(|| gathered.next_known(&classified, question.limit));
         let event = AnalysisRecorded::new(Analysis::clone(&analysis), classified, timings);
         let recorder = Arc::clone(&self.recorder);
         let (key, cached) = (key.to_string(), Arc::clone(&analysis));

@@ -11,7 +11,7 @@ use moodwire_core::ports::{
 };
 use moodwire_core::service::{AnalysisService, AnalyzeError, Served};
 use moodwire_core::{
-    Analysis, Emotion, Keyword, Limit, Post, PostsSource, Prediction, MAX_EVENT_BYTES,
+    Analysis, Emotion, Keyword, Limit, Post, PostsSource, Prediction, Question, MAX_EVENT_BYTES,
 };
 use moodwire_testkit::{post, BrokenCache, ListSource, MapCache, MapPredictions, MemoryLog};
 
@@ -80,8 +80,14 @@ fn keyword() -> Keyword {
 async fn each_computed_analysis_is_recorded_once_with_its_posts() {
     let Setup { service, log, .. } = setup();
     let limit = Limit::parse(3).unwrap();
-    let (first, _) = service.analyze(&keyword(), limit).await.unwrap();
-    let (again, served) = service.analyze(&keyword(), limit).await.unwrap();
+    let (first, _) = service
+        .analyze(&Question::new(keyword(), limit))
+        .await
+        .unwrap();
+    let (again, served) = service
+        .analyze(&Question::new(keyword(), limit))
+        .await
+        .unwrap();
     assert_eq!(served, Served::Cache);
     assert_eq!(again.id, first.id);
     let events = log.events();
@@ -101,7 +107,7 @@ async fn each_computed_analysis_is_recorded_once_with_its_posts() {
 async fn events_carry_excerpts_and_an_analysis_too_big_for_one_goes_in_parts() {
     let Setup { service, log, .. } = setup_with(Arc::new(MapCache::default()), posts(1000, 40_000));
     let (analysis, _) = service
-        .analyze(&keyword(), Limit::parse(1000).unwrap())
+        .analyze(&Question::new(keyword(), Limit::parse(1000).unwrap()))
         .await
         .unwrap();
     let events = log.events();
@@ -124,30 +130,45 @@ async fn analyses_past_the_bound_are_refused_at_once_and_hits_are_not_bounded() 
     let service = Arc::new(Arc::into_inner(service).unwrap().with_max_computing(1));
     let limit = Limit::parse(3).unwrap();
     let warm = Keyword::parse("warm").unwrap();
-    service.analyze(&warm, limit).await.unwrap();
+    service
+        .analyze(&Question::new(warm.clone(), limit))
+        .await
+        .unwrap();
 
     let slow = {
         let service = Arc::clone(&service);
-        tokio::spawn(async move { service.analyze(&keyword(), limit).await })
+        tokio::spawn(async move { service.analyze(&Question::new(keyword(), limit)).await })
     };
     tokio::time::sleep(Duration::from_millis(30)).await;
     let other = Keyword::parse("other").unwrap();
-    let refused = service.analyze(&other, limit).await.unwrap_err();
+    let refused = service
+        .analyze(&Question::new(other.clone(), limit))
+        .await
+        .unwrap_err();
     assert!(
         matches!(refused, AnalyzeError::Busy { limit: 1 }),
         "{refused:?}"
     );
-    let (_, served) = service.analyze(&warm, limit).await.unwrap();
+    let (_, served) = service
+        .analyze(&Question::new(warm.clone(), limit))
+        .await
+        .unwrap();
     assert_eq!(served, Served::Cache, "a hit needs no slot");
     slow.await.unwrap().unwrap();
-    service.analyze(&other, limit).await.unwrap();
+    service
+        .analyze(&Question::new(other.clone(), limit))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn a_broken_event_log_does_not_fail_the_answer_but_is_reported_until_it_heals() {
     let Setup { service, log, .. } = setup();
     log.set_broken(true);
-    let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+    let (_, served) = service
+        .analyze(&Question::new(keyword(), Limit::default()))
+        .await
+        .unwrap();
     assert_eq!(served, Served::Inference);
     let failure = service
         .event_log_failure()
@@ -155,7 +176,10 @@ async fn a_broken_event_log_does_not_fail_the_answer_but_is_reported_until_it_he
     assert!(failure.contains("disk full"), "{failure}");
     log.set_broken(false);
     let other = Keyword::parse("other").unwrap();
-    service.analyze(&other, Limit::default()).await.unwrap();
+    service
+        .analyze(&Question::new(other.clone(), Limit::default()))
+        .await
+        .unwrap();
     assert_eq!(service.event_log_failure(), None, "an append worked again");
 }
 
@@ -168,7 +192,12 @@ async fn concurrent_misses_share_one_inference_and_then_hit_the_cache() {
     } = setup();
     let calls = (0..100).map(|_| {
         let service = Arc::clone(&service);
-        tokio::spawn(async move { service.analyze(&keyword(), Limit::default()).await.unwrap() })
+        tokio::spawn(async move {
+            service
+                .analyze(&Question::new(keyword(), Limit::default()))
+                .await
+                .unwrap()
+        })
     });
     for call in calls {
         // Late starters may already find the answer in the cache.
@@ -181,7 +210,10 @@ async fn concurrent_misses_share_one_inference_and_then_hit_the_cache() {
         0,
         "landed flights leave the table"
     );
-    let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+    let (_, served) = service
+        .analyze(&Question::new(keyword(), Limit::default()))
+        .await
+        .unwrap();
     assert_eq!(served, Served::Cache);
     assert_eq!(classifier.0.load(Ordering::SeqCst), 1);
 }
@@ -191,12 +223,15 @@ async fn an_abandoned_flight_leaves_no_trace() {
     let Setup { service, .. } = setup();
     let abandoned = tokio::time::timeout(
         Duration::from_millis(20),
-        service.analyze(&keyword(), Limit::default()),
+        service.analyze(&Question::new(keyword(), Limit::default())),
     )
     .await;
     assert!(abandoned.is_err(), "timed out mid-inference");
     assert_eq!(service.computations_in_flight(), 0);
-    assert!(service.analyze(&keyword(), Limit::default()).await.is_ok());
+    assert!(service
+        .analyze(&Question::new(keyword(), Limit::default()))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -207,7 +242,10 @@ async fn a_broken_cache_only_costs_the_miss_path() {
         ..
     } = setup_with(Arc::new(BrokenCache), posts(3, 0));
     for _ in 0..2 {
-        let (_, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+        let (_, served) = service
+            .analyze(&Question::new(keyword(), Limit::default()))
+            .await
+            .unwrap();
         assert_eq!(served, Served::Inference);
     }
     assert_eq!(classifier.0.load(Ordering::SeqCst), 2);
@@ -245,12 +283,15 @@ async fn an_analysis_whose_caller_left_during_the_append_is_still_cached_once() 
     // Inference takes 100 ms, then the append 300 ms: leave in the middle of it.
     let gave_up = tokio::time::timeout(
         Duration::from_millis(250),
-        service.analyze(&keyword(), Limit::default()),
+        service.analyze(&Question::new(keyword(), Limit::default())),
     )
     .await;
     assert!(gave_up.is_err());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (again, served) = service.analyze(&keyword(), Limit::default()).await.unwrap();
+    let (again, served) = service
+        .analyze(&Question::new(keyword(), Limit::default()))
+        .await
+        .unwrap();
     assert_eq!(served, Served::Cache);
     let events = log.0.events();
     assert_eq!(events.len(), 1, "one analysis, appended once");
@@ -314,7 +355,10 @@ async fn each_post_is_classified_once_across_analyses_and_crossposts_share_one()
     let predictions = Arc::new(MapPredictions::default());
     let (service, classifier) = with_predictions(Some(predictions.clone()));
     let limit = |n| Limit::parse(n).unwrap();
-    service.analyze(&keyword(), limit(150)).await.unwrap();
+    service
+        .analyze(&Question::new(keyword(), limit(150)))
+        .await
+        .unwrap();
     assert_eq!(
         classifier.0.load(Ordering::SeqCst),
         148,
@@ -322,10 +366,16 @@ async fn each_post_is_classified_once_across_analyses_and_crossposts_share_one()
     );
     assert_eq!(predictions.len(), 150, "every post is known by its id");
     // Another limit over posts already seen classifies nothing new...
-    service.analyze(&keyword(), limit(120)).await.unwrap();
+    service
+        .analyze(&Question::new(keyword(), limit(120)))
+        .await
+        .unwrap();
     assert_eq!(classifier.0.load(Ordering::SeqCst), 148);
     // ...and a larger one only the new posts.
-    service.analyze(&keyword(), limit(200)).await.unwrap();
+    service
+        .analyze(&Question::new(keyword(), limit(200)))
+        .await
+        .unwrap();
     assert_eq!(classifier.0.load(Ordering::SeqCst), 198);
 }
 
@@ -335,13 +385,16 @@ async fn an_analysis_from_known_predictions_equals_a_full_recomputation() {
     let (cached, _) = with_predictions(Some(predictions.clone()));
     let limit = Limit::parse(200).unwrap();
     cached
-        .analyze(&keyword(), Limit::parse(180).unwrap())
+        .analyze(&Question::new(keyword(), Limit::parse(180).unwrap()))
         .await
         .unwrap();
-    let (from_cache, _) = cached.analyze(&keyword(), limit).await.unwrap();
+    let (from_cache, _) = cached
+        .analyze(&Question::new(keyword(), limit))
+        .await
+        .unwrap();
     let (fresh, _) = with_predictions(None)
         .0
-        .analyze(&keyword(), limit)
+        .analyze(&Question::new(keyword(), limit))
         .await
         .unwrap();
     assert_eq!(from_cache.agg, fresh.agg);
@@ -354,7 +407,7 @@ async fn a_broken_prediction_cache_only_costs_the_classification() {
     predictions.set_broken(true);
     let (service, classifier) = with_predictions(Some(predictions));
     let (analysis, _) = service
-        .analyze(&keyword(), Limit::parse(50).unwrap())
+        .analyze(&Question::new(keyword(), Limit::parse(50).unwrap()))
         .await
         .unwrap();
     assert_eq!(analysis.count, 50);
@@ -382,9 +435,12 @@ async fn replicas_on_one_shared_cache_compute_a_new_question_once() {
     let calls: Vec<_> = (0..100)
         .map(|i| {
             let service = Arc::clone(if i % 2 == 0 { &a } else { &b });
-            tokio::spawn(
-                async move { service.analyze(&keyword(), Limit::default()).await.unwrap() },
-            )
+            tokio::spawn(async move {
+                service
+                    .analyze(&Question::new(keyword(), Limit::default()))
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
@@ -426,12 +482,8 @@ impl PostSource for Growing {
     fn kind(&self) -> PostsSource {
         PostsSource::Reddit
     }
-    async fn search(
-        &self,
-        _: &Keyword,
-        limit: Limit,
-        _: &WorkSlot,
-    ) -> Result<Vec<Post>, SourceError> {
+    async fn search(&self, q: &Question, _: &WorkSlot) -> Result<Vec<Post>, SourceError> {
+        let limit = q.limit;
         self.full.fetch_add(1, Ordering::SeqCst);
         Ok(self
             .posts
@@ -447,11 +499,11 @@ impl PostSource for Growing {
     }
     async fn search_newer(
         &self,
-        _: &Keyword,
-        limit: Limit,
+        q: &Question,
         known: &std::collections::HashSet<String>,
         _: &WorkSlot,
     ) -> Result<Option<moodwire_core::ports::Newer>, SourceError> {
+        let limit = q.limit;
         self.newer.fetch_add(1, Ordering::SeqCst);
         let posts = self.posts.lock().unwrap();
         let new: Vec<Post> = posts
@@ -482,12 +534,18 @@ async fn a_refresh_fetches_only_the_newer_posts_and_equals_a_full_recomputation(
         Arc::new(MemoryLog::default()),
     );
     let limit = Limit::parse(250).unwrap();
-    service.analyze(&keyword(), limit).await.unwrap();
+    service
+        .analyze(&Question::new(keyword(), limit))
+        .await
+        .unwrap();
     assert_eq!(source.full.load(Ordering::SeqCst), 1);
     // Fifty new posts, then a refresh (the warmer's): only they are fetched and classified.
     source.publish(50);
     let classified_before = classifier.0.load(Ordering::SeqCst);
-    let refreshed = service.refresh(&keyword(), limit).await.unwrap();
+    let refreshed = service
+        .refresh(&Question::new(keyword(), limit))
+        .await
+        .unwrap();
     assert_eq!(source.full.load(Ordering::SeqCst), 1, "no full search");
     assert_eq!(source.newer.load(Ordering::SeqCst), 1);
     assert_eq!(classifier.0.load(Ordering::SeqCst) - classified_before, 50);
@@ -499,11 +557,17 @@ async fn a_refresh_fetches_only_the_newer_posts_and_equals_a_full_recomputation(
         Arc::new(MapCache::default()),
         Arc::new(MemoryLog::default()),
     );
-    let (full, _) = fresh.analyze(&keyword(), limit).await.unwrap();
+    let (full, _) = fresh
+        .analyze(&Question::new(keyword(), limit))
+        .await
+        .unwrap();
     assert_eq!(refreshed.agg, full.agg);
     // Nothing new: nothing classified.
     let before = classifier.0.load(Ordering::SeqCst);
-    service.refresh(&keyword(), limit).await.unwrap();
+    service
+        .refresh(&Question::new(keyword(), limit))
+        .await
+        .unwrap();
     assert_eq!(classifier.0.load(Ordering::SeqCst), before);
 }
 
@@ -519,8 +583,14 @@ async fn known_posts_too_old_mean_a_full_search() {
     )
     .with_full_refresh(Duration::ZERO);
     let limit = Limit::parse(50).unwrap();
-    service.analyze(&keyword(), limit).await.unwrap();
-    service.refresh(&keyword(), limit).await.unwrap();
+    service
+        .analyze(&Question::new(keyword(), limit))
+        .await
+        .unwrap();
+    service
+        .refresh(&Question::new(keyword(), limit))
+        .await
+        .unwrap();
     assert_eq!(source.full.load(Ordering::SeqCst), 2);
     assert_eq!(source.newer.load(Ordering::SeqCst), 0);
 }

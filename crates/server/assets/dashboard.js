@@ -99,6 +99,8 @@ async function analyze(event) {
   const keyword = $("keyword").value.trim();
   const limit = Number($("limit").value || 250);
   const examples = Number($("examples").value || 0);
+  const subreddits = subredditNames($("subreddits").value);
+  const timeWindow = $("window").value;
   show("ask-error", "");
   if (!keyword) {
     show("ask-error", "Type a keyword first.");
@@ -110,7 +112,7 @@ async function analyze(event) {
     const result = await api("/analyze", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ keyword, limit, examples, return_plot: false }),
+      body: JSON.stringify({ keyword, limit, examples, subreddits, window: timeWindow, return_plot: false }),
     });
     renderResult(result, performance.now() - started);
   } catch (problem) {
@@ -121,15 +123,29 @@ async function analyze(event) {
   }
 }
 
+/** "stocks, r/WallStreetBets" or "stocks wallstreetbets" as a list of names. */
+function subredditNames(text) {
+  return text.split(/[\s,+]+/).map((name) => name.replace(/^\/?r\//i, "")).filter(Boolean);
+}
+
+/** "in r/stocks, r/wallstreetbets · from the last week", or "" for all of Reddit, all time. */
+function scopeText(subreddits, timeWindow) {
+  const parts = [];
+  if (subreddits.length) parts.push("in " + subreddits.map((s) => `r/${s}`).join(", "));
+  if (timeWindow !== "all") parts.push(`from the last ${timeWindow}`);
+  return parts.join(" · ");
+}
+
 function renderResult(result, roundTripMs) {
   $("result").hidden = false;
   const served = result.source === "cache" ? "from the cache" : `freshly computed from ${result.posts_source} posts`;
+  const scope = scopeText(result.subreddits, result.window);
   $("result-meta").textContent =
-    `${plural(result.count, "post", "posts")} about “${result.keyword}” · ${served} · ` +
+    `${plural(result.count, "post", "posts")} about “${result.keyword}”${scope ? " " + scope : ""} · ${served} · ` +
     `${(result.time * 1000).toFixed(1)} ms on the server, ${roundTripMs.toFixed(0)} ms round trip · ` +
     `model ${result.model} · analysed ${when(result.analyzed_at)}`;
   if (result.count === 0) {
-    show("ask-error", `No posts mention “${result.keyword}”. Try a broader keyword.`);
+    show("ask-error", `No posts mention “${result.keyword}”${scope ? " " + scope : ""}. Try a broader keyword or scope.`);
   }
   const shares = result.agg;
   replaceChart("mood-chart", {
@@ -220,7 +236,7 @@ function redditUrl(permalink) {
 // tab is visible, and redraws only what changed.
 const LIVE_SECONDS = 10;
 let keywordsOnPage = null; // the /api/keywords answer drawn now, as JSON
-let detailOnPage = ""; // the keyword whose detail is drawn, as of which analysis
+let detailOnPage = ""; // the series whose detail is drawn, as of which analysis
 let keywordsLoading = false;
 
 async function loadKeywords() {
@@ -245,10 +261,27 @@ async function loadKeywords() {
   }
 }
 
-/** Changes when a new analysis of `keyword` is stored. */
-function detailVersion(keywords, keyword) {
-  const stored = keywords.find((k) => k.keyword === keyword);
-  return stored ? `${keyword}\n${stored.analyses}\n${stored.latest.analyzed_at}` : keyword;
+/** A stored keyword in one scope: its key (the picker's value), its label and the
+ * query that reads its history. Scoped analyses are series of their own. */
+function series(k) {
+  const scope = scopeText(k.subreddits, k.window);
+  const query = new URLSearchParams();
+  if (k.subreddits.length) query.set("subreddits", k.subreddits.join(","));
+  if (k.window !== "all") query.set("window", k.window);
+  return {
+    key: [k.keyword, k.subreddits.join("+"), k.window].join("\n"),
+    keyword: k.keyword,
+    label: scope ? `${k.display} (${scope})` : k.display,
+    query: query.toString(),
+  };
+}
+
+const seriesByKey = (keywords, key) => keywords.map(series).find((s) => s.key === key);
+
+/** Changes when a new analysis of the series `key` is stored. */
+function detailVersion(keywords, key) {
+  const stored = keywords.find((k) => series(k).key === key);
+  return stored ? `${key}\n${stored.analyses}\n${stored.latest.analyzed_at}` : key;
 }
 
 function renderKeywords(keywords) {
@@ -258,13 +291,13 @@ function renderKeywords(keywords) {
     : "");
   // A keyword whose latest analysis found no posts has no shares to draw: it is named apart.
   const drawn = keywords.filter((k) => k.latest.count > 0);
-  const noPosts = keywords.filter((k) => k.latest.count === 0).map((k) => `“${k.display}”`);
+  const noPosts = keywords.filter((k) => k.latest.count === 0).map((k) => `“${series(k).label}”`);
   show("compare-no-posts", noPosts.length ? `No posts found in the latest analysis of ${noPosts.join(", ")}.` : "");
   fillKeywordPicker(keywords, drawn);
   replaceChart("keywords-chart", {
     type: "bar",
     data: {
-      labels: drawn.map((k) => k.display),
+      labels: drawn.map((k) => series(k).label),
       datasets: EMOTIONS.map((emotion, i) => ({
         label: emotion,
         backgroundColor: COLOURS[emotion],
@@ -289,7 +322,7 @@ function renderKeywords(keywords) {
         },
       },
       onClick: (_event, elements) => {
-        if (elements.length) selectKeyword(drawn[elements[0].index].keyword);
+        if (elements.length) selectSeries(series(drawn[elements[0].index]).key);
       },
     },
   });
@@ -304,45 +337,53 @@ function startLive() {
   $("live").addEventListener("change", () => { if (due()) loadKeywords(); });
 }
 
-/** Every stored keyword; the one picked stays, else the first one with posts. */
+/** Every stored keyword and scope; the one picked stays, else the first one with posts. */
 function fillKeywordPicker(keywords, withPosts) {
   const picker = $("detail-keyword");
   const current = picker.value;
   picker.replaceChildren();
   for (const k of keywords) {
     const option = document.createElement("option");
-    option.value = k.keyword;
-    option.textContent = `${k.display} (${plural(k.analyses, "analysis", "analyses")})`;
+    const { key, label } = series(k);
+    option.value = key;
+    option.textContent = `${label}: ${plural(k.analyses, "analysis", "analyses")}`;
     picker.appendChild(option);
   }
   const first = withPosts[0] || keywords[0];
-  if (keywords.some((k) => k.keyword === current)) picker.value = current;
-  else if (first) picker.value = first.keyword;
+  if (keywords.some((k) => series(k).key === current)) picker.value = current;
+  else if (first) picker.value = series(first).key;
   $("download-csv").disabled = keywords.length === 0;
 }
 
 // ---- One keyword: trend and confidence ---------------------------------------
 
-function selectKeyword(keyword) {
-  $("detail-keyword").value = keyword;
-  loadDetail(keyword);
+function selectSeries(key) {
+  $("detail-keyword").value = key;
+  loadDetail(key);
 }
 
-async function loadDetail(keyword, keywords = JSON.parse(keywordsOnPage || "[]")) {
+/** The history route of a series, with its scope and `rows` more parameters. */
+function historyPath(picked, route, rows) {
+  const query = [rows, picked.query].filter(Boolean).join("&");
+  return `/api/keywords/${encodeURIComponent(picked.keyword)}/${route}?${query}`;
+}
+
+async function loadDetail(key, keywords = JSON.parse(keywordsOnPage || "[]")) {
   show("detail-error", "");
   show("detail-empty", "");
-  const path = encodeURIComponent(keyword);
-  detailOnPage = detailVersion(keywords, keyword);
+  const picked = seriesByKey(keywords, key);
+  if (!picked) return;
+  detailOnPage = detailVersion(keywords, key);
   try {
     const [trend, posts] = await Promise.all([
-      api(`/api/keywords/${path}/trend?points=100`),
-      api(`/api/keywords/${path}/posts?limit=1000`),
+      api(historyPath(picked, "trend", "points=100")),
+      api(historyPath(picked, "posts", "limit=1000")),
     ]);
-    if ($("detail-keyword").value !== keyword) return; // another keyword was picked meanwhile
+    if ($("detail-keyword").value !== key) return; // another series was picked meanwhile
     renderTrend(trend.points);
     renderConfidence(posts.analysis);
     if (!posts.analysis) {
-      show("detail-empty", `No stored analysis of “${keyword}” has its posts yet (analyses rebuilt from the cache have none).`);
+      show("detail-empty", `No stored analysis of “${picked.label}” has its posts yet (analyses rebuilt from the cache have none).`);
     }
   } catch (problem) {
     detailOnPage = ""; // try again at the next check
@@ -440,22 +481,24 @@ function renderConfidence(analysis) {
   }
 }
 
-/** The picked keyword's stored analyses (the latest 500) as a CSV file: one row per
+/** The picked series' stored analyses (the latest 500) as a CSV file: one row per
  * analysis, the share, count and mean confidence of every emotion. */
 async function downloadCsv() {
-  const keyword = $("detail-keyword").value;
-  if (!keyword) return;
+  const picked = seriesByKey(JSON.parse(keywordsOnPage || "[]"), $("detail-keyword").value);
+  if (!picked) return;
   show("detail-error", "");
   try {
-    const trend = await api(`/api/keywords/${encodeURIComponent(keyword)}/trend?points=500`);
-    const header = ["keyword", "analysis_id", "analyzed_at", "posts",
+    const trend = await api(historyPath(picked, "trend", "points=500"));
+    const header = ["keyword", "subreddits", "window", "analysis_id", "analyzed_at", "posts",
       ...EMOTIONS.flatMap((e) => [`${e}_pct`, `${e}_posts`, `${e}_mean_confidence`])];
-    const rows = trend.points.map((p) => [trend.keyword, p.analysis_id, p.analyzed_at, p.count,
+    const rows = trend.points.map((p) => [trend.keyword, trend.subreddits.join("+"), trend.window,
+      p.analysis_id, p.analyzed_at, p.count,
       ...p.emotions.flatMap((share) => [share.pct, share.count, share.avg_score])]);
     const csv = [header, ...rows].map((row) => row.map(csvField).join(",")).join("\r\n") + "\r\n";
     const link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([csv], { type: "text/csv;charset=utf-8" }));
-    link.download = `moodwire-${keyword.replace(/[^\p{L}\p{N}]+/gu, "-")}-analyses.csv`;
+    const name = [picked.keyword, ...trend.subreddits, trend.window === "all" ? "" : trend.window].join(" ");
+    link.download = `moodwire-${name.trim().replace(/[^\p{L}\p{N}]+/gu, "-")}-analyses.csv`;
     link.click();
     setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
   } catch (problem) {

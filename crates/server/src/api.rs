@@ -7,15 +7,18 @@ use serde_json::{Map, Value};
 
 use moodwire_core::history::ScoredPost;
 use moodwire_core::service::Served;
-use moodwire_core::{Analysis, EmotionShare, Examples, Keyword, Limit, PostsSource};
+use moodwire_core::{
+    Analysis, EmotionShare, Examples, Keyword, Limit, PostsSource, Question, Scope, Subreddits,
+    Window,
+};
 
 use crate::ApiError;
 
 /// A valid `POST /analyze` request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalyzeRequest {
-    pub keyword: Keyword,
-    pub limit: Limit,
+    /// The keyword, limit, subreddits and window: what is computed and cached.
+    pub question: Question,
     pub return_plot: bool,
     pub examples: Examples,
 }
@@ -38,10 +41,26 @@ pub struct AnalyzeRequestBody {
     /// How many of its most confident posts each `agg` entry carries (bounds set from
     /// the domain in `openapi_json`); none when 0.
     examples: Option<u32>,
+    /// Only posts of these subreddits (names as after r/, any case; bounds set from
+    /// the domain in `openapi_json`); all of Reddit when empty.
+    #[schema(example = json!(["stocks", "wallstreetbets"]))]
+    subreddits: Option<Vec<String>>,
+    /// Only posts created within the last hour, day, week, month (30 days) or year
+    /// (365 days); `all` by default. The sample corpus and dumps are snapshots: their
+    /// window ends at the newest post they hold.
+    #[schema(default = "all")]
+    window: Option<Window>,
 }
 
 impl AnalyzeRequest {
-    const FIELDS: [&'static str; 4] = ["keyword", "limit", "return_plot", "examples"];
+    const FIELDS: [&'static str; 6] = [
+        "keyword",
+        "limit",
+        "return_plot",
+        "examples",
+        "subreddits",
+        "window",
+    ];
 
     /// Bodies come as `application/json` (parameters such as a charset allowed).
     pub fn check_content_type(
@@ -85,9 +104,23 @@ impl AnalyzeRequest {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(wrong_type("return_plot", "a boolean")),
         };
+        let subreddits = match present(&fields, "subreddits") {
+            None => Subreddits::all(),
+            Some(Value::Array(names)) => {
+                let names: Option<Vec<&str>> = names.iter().map(Value::as_str).collect();
+                let names = names.ok_or_else(|| wrong_type("subreddits", "an array of strings"))?;
+                Subreddits::parse(&names)?
+            }
+            Some(_) => return Err(wrong_type("subreddits", "an array of strings")),
+        };
+        let window = match present(&fields, "window") {
+            None => Window::default(),
+            Some(Value::String(name)) => Window::parse(name)?,
+            Some(_) => return Err(wrong_type("window", "a string")),
+        };
+        let scope = Scope { subreddits, window };
         Ok(AnalyzeRequest {
-            keyword,
-            limit,
+            question: Question::new(keyword, limit).within(scope),
             return_plot,
             examples,
         })
@@ -145,6 +178,10 @@ pub struct AnalyzeResponse {
     /// The analysis' id in the store (a cached answer keeps the id it was computed with).
     pub analysis_id: String,
     pub keyword: String,
+    /// The subreddits the posts were limited to (lowercase, sorted); empty: all of Reddit.
+    pub subreddits: Vec<String>,
+    /// How far back the posts go.
+    pub window: Window,
     /// Posts analysed.
     pub count: u32,
     /// Exactly six entries, one per emotion, sorted by `pct` descending.
@@ -190,6 +227,8 @@ impl AnalyzeResponse {
         AnalyzeResponse {
             analysis_id: analysis.id.clone(),
             keyword: analysis.keyword.clone(),
+            subreddits: analysis.scope.subreddits.names().to_vec(),
+            window: analysis.scope.window,
             count: analysis.count,
             agg,
             plot_base64,
@@ -209,21 +248,38 @@ mod tests {
     #[test]
     fn defaults_apply() {
         let r = AnalyzeRequest::parse(br#"{"keyword": " AI "}"#).unwrap();
-        assert_eq!(r.keyword.as_str(), "AI");
-        assert_eq!(r.limit, Limit::default());
+        assert_eq!(r.question.keyword.as_str(), "AI");
+        assert_eq!(r.question.limit, Limit::default());
+        assert_eq!(r.question.scope, Scope::unrestricted());
         assert!(r.return_plot);
-        let r = AnalyzeRequest::parse(br#"{"keyword": "x", "limit": null, "return_plot": false}"#)
-            .unwrap();
-        assert_eq!(r.limit.get(), 250);
+        let r = AnalyzeRequest::parse(
+            br#"{"keyword": "x", "limit": null, "return_plot": false, "subreddits": null, "window": null}"#,
+        )
+        .unwrap();
+        assert_eq!(r.question.limit.get(), 250);
+        assert_eq!(r.question.scope, Scope::unrestricted());
         assert!(!r.return_plot);
         assert_eq!(r.examples, Examples::default());
         let r =
             AnalyzeRequest::parse(br#"{"keyword": "x", "examples": 5, "limit": 149.0}"#).unwrap();
         assert_eq!(
-            (r.examples.get(), r.limit.get()),
+            (r.examples.get(), r.question.limit.get()),
             (5, 149),
             "149.0 is an integer"
         );
+    }
+
+    #[test]
+    fn subreddits_and_window_parse_into_a_scope() {
+        let r = AnalyzeRequest::parse(
+            br#"{"keyword": "tesla", "subreddits": ["WallStreetBets", "stocks"], "window": "week"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.question.scope.subreddits.names(),
+            ["stocks", "wallstreetbets"]
+        );
+        assert_eq!(r.question.scope.window, Window::Week);
     }
 
     #[test]

@@ -16,25 +16,24 @@ use tracing::Instrument;
 
 use moodwire_core::ports::ClassifyError;
 use moodwire_core::service::{AnalysisService, AnalyzeError, Served};
-use moodwire_core::{Analysis, Keyword, Limit};
+use moodwire_core::{Analysis, Question};
 
 /// Answers a question from the cache on the calling runtime, and computes it on
 /// `runtime` when there is one (else in place).
 pub(crate) async fn analyze(
     service: &Arc<AnalysisService>,
     runtime: Option<&tokio::runtime::Handle>,
-    keyword: &Keyword,
-    limit: Limit,
+    question: &Question,
 ) -> Result<(Arc<Analysis>, Served), AnalyzeError> {
     let Some(runtime) = runtime else {
-        return service.analyze(keyword, limit).await;
+        return service.analyze(question).await;
     };
-    if let Some(hit) = service.answer_from_cache(keyword, limit).await {
+    if let Some(hit) = service.answer_from_cache(question).await {
         return Ok((hit, Served::Cache));
     }
-    let (service, keyword) = (Arc::clone(service), keyword.clone());
+    let (service, question) = (Arc::clone(service), question.clone());
     let computing = runtime.spawn(
-        async move { service.refresh(&keyword, limit).await }.instrument(tracing::Span::current()),
+        async move { service.refresh(&question).await }.instrument(tracing::Span::current()),
     );
     match AbortOnDrop(computing).await {
         Ok(computed) => computed.map(|analysis| (analysis, Served::Inference)),

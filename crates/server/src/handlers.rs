@@ -50,8 +50,7 @@ pub(crate) async fn analyze(
         let (analysis, served) = compute::analyze(
             &state.service,
             state.analysis_runtime.as_ref(),
-            &request.keyword,
-            request.limit,
+            &request.question,
         )
         .await?;
         let plot = if request.return_plot {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood, RowLimit};
 use moodwire_core::ports::{History, Store};
-use moodwire_core::Keyword;
+use moodwire_core::{Keyword, Scope, Subreddits, Window};
 
 use crate::app::AppState;
 use crate::ApiError;
@@ -38,6 +38,10 @@ pub struct KeywordsResponse {
 pub struct TrendResponse {
     /// The normalized keyword.
     pub keyword: String,
+    /// The scope of the analyses: these subreddits (empty: all of Reddit) ...
+    pub subreddits: Vec<String>,
+    /// ... and this window. Analyses of other scopes are another trend.
+    pub window: Window,
     /// One point per stored analysis, oldest first.
     pub points: Vec<AnalysisSummary>,
 }
@@ -46,6 +50,10 @@ pub struct TrendResponse {
 pub struct PostsResponse {
     /// The normalized keyword.
     pub keyword: String,
+    /// The scope of the analysis: these subreddits (empty: all of Reddit) ...
+    pub subreddits: Vec<String>,
+    /// ... and this window.
+    pub window: Window,
     /// The latest stored analysis with posts, least confident posts first; null when
     /// none is stored yet.
     pub analysis: Option<AnalysisPosts>,
@@ -57,6 +65,18 @@ pub struct PostsResponse {
 pub(crate) struct KeywordPath {
     /// The keyword, as asked (case and spacing do not matter): 1 to 100 characters, not blank, no control or format characters
     keyword: String,
+}
+
+/// The scope of a keyword's history: its analyses limited to exactly these subreddits
+/// and this window (the unrestricted ones when neither is given).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only: parsing goes through `scope_params`
+pub(crate) struct ScopeParams {
+    /// Subreddit names, comma-separated (any order and case): `stocks,wallstreetbets`
+    subreddits: Option<String>,
+    /// hour, day, week, month, year or all (the default)
+    window: Option<Window>,
 }
 
 /// What a keyword's history route answers when it cannot answer with the history.
@@ -92,9 +112,9 @@ pub(crate) async fn keywords(
     Ok(Json(KeywordsResponse { keywords }))
 }
 
-/// The emotion shares of a keyword's stored analyses over time.
+/// The emotion shares of a keyword's stored analyses in one scope over time.
 #[utoipa::path(get, path = "/api/keywords/{keyword}/trend",
-    params(KeywordPath, ("points" = Option<u32>, Query, description = "How many of the latest analyses")),
+    params(KeywordPath, ("points" = Option<u32>, Query, description = "How many of the latest analyses"), ScopeParams),
     responses((status = 200, description = "The latest analyses, oldest first", body = TrendResponse), KeywordRouteErrors)
 )]
 pub(crate) async fn trend(
@@ -102,15 +122,22 @@ pub(crate) async fn trend(
     keyword: Result<Path<KeywordPath>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<TrendResponse>, ApiError> {
-    let (history, keyword, points) = keyword_route(&state, keyword, query, &TREND_POINTS)?;
-    let points = history.trend(&keyword, points).await?;
-    let keyword = keyword.normalized();
-    Ok(Json(TrendResponse { keyword, points }))
+    let route = keyword_route(&state, keyword, query, &TREND_POINTS)?;
+    let points = (route.history)
+        .trend(&route.keyword, &route.scope, route.rows)
+        .await?;
+    let Scope { subreddits, window } = route.scope;
+    Ok(Json(TrendResponse {
+        keyword: route.keyword.normalized(),
+        subreddits: subreddits.into(),
+        window,
+        points,
+    }))
 }
 
-/// The posts of a keyword's latest stored analysis with each one's confidence.
+/// The posts of a keyword's latest stored analysis in one scope with each one's confidence.
 #[utoipa::path(get, path = "/api/keywords/{keyword}/posts",
-    params(KeywordPath, ("limit" = Option<u32>, Query, description = "How many posts")),
+    params(KeywordPath, ("limit" = Option<u32>, Query, description = "How many posts"), ScopeParams),
     responses((status = 200, description = "The posts, least confident first", body = PostsResponse), KeywordRouteErrors)
 )]
 pub(crate) async fn posts(
@@ -118,22 +145,64 @@ pub(crate) async fn posts(
     keyword: Result<Path<KeywordPath>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<PostsResponse>, ApiError> {
-    let (history, keyword, limit) = keyword_route(&state, keyword, query, &POSTS_LIMIT)?;
-    let analysis = history.scored_posts(&keyword, limit).await?;
-    let keyword = keyword.normalized();
-    Ok(Json(PostsResponse { keyword, analysis }))
+    let route = keyword_route(&state, keyword, query, &POSTS_LIMIT)?;
+    let analysis = (route.history)
+        .scored_posts(&route.keyword, &route.scope, route.rows)
+        .await?;
+    let Scope { subreddits, window } = route.scope;
+    Ok(Json(PostsResponse {
+        keyword: route.keyword.normalized(),
+        subreddits: subreddits.into(),
+        window,
+        analysis,
+    }))
 }
 
-/// What a keyword route asks: the history, the keyword and how many rows.
+/// What a keyword route asks: the history, the keyword, its scope and how many rows.
+struct KeywordRoute {
+    history: Arc<dyn History>,
+    keyword: Keyword,
+    scope: Scope,
+    rows: usize,
+}
+
 fn keyword_route(
     state: &AppState,
     keyword: Result<Path<KeywordPath>, PathRejection>,
     query: Option<String>,
     rows: &RowParam,
-) -> Result<(Arc<dyn History>, Keyword, usize), ApiError> {
+) -> Result<KeywordRoute, ApiError> {
     let keyword = path_keyword(keyword)?;
+    let scope = scope_params(query.as_deref())?;
     let rows = rows.parse(query.as_deref())?;
-    Ok((history(state)?, keyword, rows.get()))
+    Ok(KeywordRoute {
+        history: history(state)?,
+        keyword,
+        scope,
+        rows: rows.get(),
+    })
+}
+
+/// The `subreddits` (comma-separated; repeated parameters add up) and `window`
+/// query parameters.
+fn scope_params(query: Option<&str>) -> Result<Scope, ApiError> {
+    let params: Vec<(String, String)> = query
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let names: Vec<&str> = params
+        .iter()
+        .filter(|(key, _)| key == "subreddits")
+        .flat_map(|(_, value)| value.split(','))
+        .filter(|name| !name.is_empty())
+        .collect();
+    let window = match params.iter().rev().find(|(key, _)| key == "window") {
+        Some((_, name)) => Window::parse(name)?,
+        None => Window::default(),
+    };
+    Ok(Scope {
+        subreddits: Subreddits::parse(&names)?,
+        window,
+    })
 }
 
 /// A row-count query parameter of the history routes: its name, default and bound
@@ -234,5 +303,22 @@ mod tests {
         );
         let err = int_param(Some("limit=many"), "limit").unwrap_err();
         assert!(matches!(err, ApiError::WrongType { field: "limit", .. }));
+    }
+
+    #[test]
+    fn scope_parameters_name_the_subreddits_and_window() {
+        assert_eq!(scope_params(None).unwrap(), Scope::unrestricted());
+        let scope = scope_params(Some("subreddits=Stocks,wallstreetbets&window=week")).unwrap();
+        assert_eq!(scope.subreddits.names(), ["stocks", "wallstreetbets"]);
+        assert_eq!(scope.window, Window::Week);
+        let repeated =
+            scope_params(Some("subreddits=stocks&subreddits=investing&points=3")).unwrap();
+        assert_eq!(repeated.subreddits.names(), ["investing", "stocks"]);
+        let bad = |query| match scope_params(Some(query)).unwrap_err() {
+            ApiError::Input(e) => e.field(),
+            other => panic!("{query}: {other:?}"),
+        };
+        assert_eq!(bad("subreddits=a"), "subreddits");
+        assert_eq!(bad("window=fortnight"), "window");
     }
 }

@@ -7,7 +7,9 @@ use crate::history::{
     self, KeywordsResponse, PostsResponse, TrendResponse, KEYWORDS_LIMIT, POSTS_LIMIT, TREND_POINTS,
 };
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood, ScoredPost};
-use moodwire_core::{Emotion, EmotionShare, Examples, Keyword, Limit, PostsSource};
+use moodwire_core::{
+    Emotion, EmotionShare, Examples, Keyword, Limit, PostsSource, Subreddits, Window,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +33,7 @@ use moodwire_core::{Emotion, EmotionShare, Examples, Keyword, Limit, PostsSource
         AggEntry,
         Emotion,
         PostsSource,
+        Window,
         ServedFrom,
         ErrorBody,
         ErrorDetail,
@@ -84,6 +87,14 @@ pub fn openapi_json() -> utoipa::openapi::OpenApi {
         examples["minimum"] = 0.into();
         examples["maximum"] = Examples::MAX.into();
         examples["default"] = 0.into();
+        let subreddits = doc
+            .pointer_mut("/components/schemas/AnalyzeRequestBody/properties/subreddits")
+            .expect("the description has the subreddits");
+        subreddits["maxItems"] = Subreddits::MAX.into();
+        subreddits["items"] = serde_json::json!({
+            "type": "string",
+            "pattern": Subreddits::NAME_PATTERN,
+        });
         for (path, param) in [
             (
                 "/paths/~1api~1keywords/get/parameters/0/schema",

@@ -178,6 +178,7 @@ mod tests {
             posts_source: PostsSource::Sample,
             analyzed_at: chrono::Utc::now(),
             examples: Default::default(),
+            scope: Default::default(),
         }
     }
 

@@ -350,6 +350,8 @@ async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
     let app = spawn_app().await;
     let long = "k".repeat(101);
     let huge = format!(r#"{{"keyword": "{}"}}"#, "a".repeat(17 * 1024));
+    let eleven =
+        serde_json::to_string(&(0..11).map(|i| format!("sub{i}")).collect::<Vec<_>>()).unwrap();
     // One case a line: the body, then the status, code and field it must be answered with.
     #[rustfmt::skip]
     let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
@@ -367,6 +369,13 @@ async fn every_bad_input_is_a_4xx_with_a_stable_code_and_field() {
         (r#"{"keyword": "ai", "examples": 6}"#.into(),     422, "invalid_parameter", Some("examples")),
         (r#"{"keyword": "ai", "examples": -1}"#.into(),    422, "invalid_parameter", Some("examples")),
         (r#"{"keyword": "ai", "examples": 2.5}"#.into(),   422, "invalid_type",    Some("examples")),
+        (r#"{"keyword": "ai", "subreddits": "stocks"}"#.into(),   422, "invalid_type",       Some("subreddits")),
+        (r#"{"keyword": "ai", "subreddits": ["ok", 5]}"#.into(),  422, "invalid_type",       Some("subreddits")),
+        (r#"{"keyword": "ai", "subreddits": ["a"]}"#.into(),      422, "invalid_subreddits", Some("subreddits")),
+        (r#"{"keyword": "ai", "subreddits": ["r/ok"]}"#.into(),   422, "invalid_subreddits", Some("subreddits")),
+        (format!(r#"{{"keyword": "ai", "subreddits": {eleven}}}"#), 422, "invalid_subreddits", Some("subreddits")),
+        (r#"{"keyword": "ai", "window": "fortnight"}"#.into(),    422, "invalid_window",     Some("window")),
+        (r#"{"keyword": "ai", "window": 7}"#.into(),              422, "invalid_type",       Some("window")),
         (huge,                                             413, "body_too_large",  None),
         // Control and format characters: NUL, a bidi override, a zero-width space.
         (r#"{"keyword": "a\u0000b", "limit": 20}"#.into(), 422, "invalid_keyword", Some("keyword")),
@@ -447,6 +456,80 @@ async fn examples_are_the_most_confident_posts_and_come_from_the_cache_too() {
         "{none}"
     );
     assert_eq!(app.model_calls(), 1, "one analysis answered all three");
+}
+
+/// Subreddits and a window make a question of their own: computed apart, echoed in the
+/// answer, cached under its sorted subreddits and window whatever order and case they
+/// were sent in.
+#[tokio::test]
+async fn subreddits_and_a_window_are_a_question_of_their_own() {
+    let app = spawn_app().await;
+    let ask = |scope: &str| {
+        format!(
+            r#"{{"keyword": "work", "limit": 500, "return_plot": false, "examples": 5{scope}}}"#
+        )
+    };
+    let (status, everywhere) = app.post(&ask("")).await;
+    assert_eq!(status, 200, "{everywhere}");
+    assert_eq!(
+        (
+            everywhere["subreddits"].clone(),
+            everywhere["window"].clone()
+        ),
+        (json!([]), json!("all"))
+    );
+
+    let (status, scoped) = app
+        .post(&ask(r#", "subreddits": ["RemoteWork", "jobs"]"#))
+        .await;
+    assert_eq!(status, 200, "{scoped}");
+    assert_eq!(scoped["source"], "inference", "not the unrestricted answer");
+    assert_eq!(scoped["subreddits"], json!(["jobs", "remotework"]));
+    let count = |answer: &Value| answer["count"].as_u64().unwrap();
+    assert!(
+        count(&scoped) > 0 && count(&scoped) < count(&everywhere),
+        "{scoped}"
+    );
+    for example in scoped["agg"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["examples"].as_array().unwrap())
+    {
+        assert!(
+            ["jobs", "remotework"].contains(
+                &example["subreddit"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase()
+                    .as_str()
+            ),
+            "{example}"
+        );
+    }
+    let (_, again) = app
+        .post(&ask(
+            r#", "subreddits": ["jobs", "remotework", "JOBS"], "window": "all""#,
+        ))
+        .await;
+    assert_eq!(
+        (again["source"].clone(), again["analysis_id"].clone()),
+        (json!("cache"), scoped["analysis_id"].clone())
+    );
+
+    // The sample corpus is a snapshot: the week before its newest post.
+    let (status, week) = app
+        .post(&ask(
+            r#", "subreddits": ["jobs", "remotework"], "window": "week""#,
+        ))
+        .await;
+    assert_eq!(status, 200, "{week}");
+    assert_eq!(
+        (week["source"].clone(), week["window"].clone()),
+        (json!("inference"), json!("week"))
+    );
+    assert!(count(&week) < count(&scoped), "{week}");
+    assert_eq!(app.model_calls(), 3, "three questions, each computed once");
 }
 
 #[tokio::test]

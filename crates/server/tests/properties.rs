@@ -53,6 +53,8 @@ proptest! {
         limit in prop::option::of(-5i64..1200),
         plot in prop::option::of(any::<bool>()),
         examples in prop::option::of(-3i64..10),
+        subreddits in prop::option::of(prop::collection::vec("[A-Za-z0-9_]{1,23}|[a-z/ -]{0,5}", 0..13)),
+        window in prop::option::of(prop::sample::select(vec!["hour", "day", "week", "month", "year", "all", "Week", "fortnight", ""])),
     ) {
         let mut body = Map::new();
         body.insert("keyword".into(), json!(keyword));
@@ -65,23 +67,44 @@ proptest! {
         if let Some(examples) = examples {
             body.insert("examples".into(), json!(examples));
         }
+        if let Some(subreddits) = &subreddits {
+            body.insert("subreddits".into(), json!(subreddits));
+        }
+        if let Some(window) = window {
+            body.insert("window".into(), json!(window));
+        }
         let parsed = AnalyzeRequest::parse(&serde_json::to_vec(&Value::Object(body)).unwrap());
         let trimmed = keyword.trim();
         let keyword_ok = !trimmed.is_empty() && trimmed.chars().count() <= 100;
         let limit_ok = limit.is_none_or(|l| (1..=1000).contains(&l));
         let examples_ok = examples.is_none_or(|n| (0..=5).contains(&n));
-        let all_ok = keyword_ok && limit_ok && examples_ok;
+        // Reddit's rule for a name; names compared in lowercase, each counted once.
+        let name_ok = |n: &String| {
+            (2..=21).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let distinct = |names: &Vec<String>| {
+            names.iter().map(|n| n.to_lowercase()).collect::<std::collections::BTreeSet<_>>()
+        };
+        let subreddits_ok = subreddits
+            .as_ref()
+            .is_none_or(|names| names.iter().all(name_ok) && distinct(names).len() <= 10);
+        let window_ok = window.is_none_or(|w| ["hour", "day", "week", "month", "year", "all"].contains(&w));
+        let all_ok = keyword_ok && limit_ok && examples_ok && subreddits_ok && window_ok;
         match parsed {
             Ok(request) => {
                 prop_assert!(all_ok);
-                prop_assert_eq!(request.keyword.as_str(), trimmed);
-                prop_assert_eq!(request.limit.get() as i64, limit.unwrap_or(250));
+                let question = &request.question;
+                prop_assert_eq!(question.keyword.as_str(), trimmed);
+                prop_assert_eq!(question.limit.get() as i64, limit.unwrap_or(250));
+                let expected: Vec<String> = subreddits.as_ref().map(distinct).unwrap_or_default().into_iter().collect();
+                prop_assert_eq!(question.scope.subreddits.names(), &expected[..]);
+                prop_assert_eq!(question.scope.window.as_str(), window.unwrap_or("all"));
                 prop_assert_eq!(request.return_plot, plot.unwrap_or(true));
                 prop_assert_eq!(request.examples.get() as i64, examples.unwrap_or(0));
             }
             Err(ApiError::Input(e)) => {
                 prop_assert!(!all_ok);
-                prop_assert!(["keyword", "limit", "examples"].contains(&e.field()));
+                prop_assert!(["keyword", "limit", "examples", "subreddits", "window"].contains(&e.field()));
             }
             Err(other) => prop_assert!(false, "unexpected {other:?}"),
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use moodwire_core::ports::{PostSource, SourceError, WorkSlot};
-use moodwire_core::{Keyword, Limit, Post, PostsSource};
+use moodwire_core::{Post, PostsSource, Question};
 
 use crate::dump_files::{DumpError, DumpFiles};
 use crate::dump_index::DumpIndex;
@@ -54,18 +54,13 @@ impl DumpSource {
 
     /// Scans on the blocking pool. The scan holds a clone of `slot` until it has
     /// stopped, and stops soon after this future is dropped.
-    async fn scan(
-        &self,
-        keyword: &Keyword,
-        limit: Limit,
-        slot: &WorkSlot,
-    ) -> Result<Vec<Post>, SourceError> {
+    async fn scan(&self, question: &Question, slot: &WorkSlot) -> Result<Vec<Post>, SourceError> {
         let cancelled = Arc::new(AtomicBool::new(false));
         let _cancel_on_drop = CancelOnDrop(Arc::clone(&cancelled));
-        let (files, keyword, slot) = (self.files.clone(), keyword.clone(), slot.clone());
+        let (files, question, slot) = (self.files.clone(), question.clone(), slot.clone());
         let report = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            files.scan(&keyword, limit, &cancelled)
+            files.scan(&question, &cancelled)
         })
         .await
         .map_err(|e| SourceError::Unavailable(format!("the dump scan stopped: {e}")))?
@@ -90,20 +85,15 @@ impl PostSource for DumpSource {
         PostsSource::Dump
     }
 
-    async fn search(
-        &self,
-        keyword: &Keyword,
-        limit: Limit,
-        slot: &WorkSlot,
-    ) -> Result<Vec<Post>, SourceError> {
+    async fn search(&self, question: &Question, slot: &WorkSlot) -> Result<Vec<Post>, SourceError> {
         let started = std::time::Instant::now();
         let (method, posts) = match &self.index {
-            Some(index) => match index.search(keyword, limit).await {
+            Some(index) => match index.search(question).await {
                 Some(found) => ("index", found?),
                 // Keywords without letters or digits have no full-text form.
-                None => ("scan", self.scan(keyword, limit, slot).await?),
+                None => ("scan", self.scan(question, slot).await?),
             },
-            None => ("scan", self.scan(keyword, limit, slot).await?),
+            None => ("scan", self.scan(question, slot).await?),
         };
         tracing::info!(
             method,
@@ -119,6 +109,8 @@ impl PostSource for DumpSource {
 mod tests {
     use std::io::Write;
 
+    use moodwire_core::{Keyword, Limit};
+
     use super::*;
     use crate::dump_files::{ScanReport, MAX_LINE_BYTES};
 
@@ -132,13 +124,16 @@ mod tests {
         report.posts.iter().map(|p| p.id.as_str()).collect()
     }
 
+    fn question(keyword: &str, limit: i64) -> Question {
+        Question::new(
+            Keyword::parse(keyword).unwrap(),
+            Limit::parse(limit).unwrap(),
+        )
+    }
+
     fn scan(source: &DumpFiles, keyword: &str, limit: i64) -> ScanReport {
         source
-            .scan(
-                &Keyword::parse(keyword).unwrap(),
-                Limit::parse(limit).unwrap(),
-                &AtomicBool::new(false),
-            )
+            .scan(&question(keyword, limit), &AtomicBool::new(false))
             .unwrap()
     }
 
@@ -154,8 +149,7 @@ mod tests {
         let path = dir.path().join("RS.ndjson");
         std::fs::write(&path, many_lines(10_000)).unwrap();
         let files = DumpFiles::open(&path).unwrap();
-        let k = Keyword::parse("election").unwrap();
-        let result = files.scan(&k, Limit::parse(10).unwrap(), &AtomicBool::new(true));
+        let result = files.scan(&question("election", 10), &AtomicBool::new(true));
         assert!(matches!(result, Err(DumpError::Cancelled)), "{result:?}");
     }
 
@@ -174,8 +168,8 @@ mod tests {
         let source = DumpSource::open(dir.path()).await.unwrap();
         let slots = Arc::new(tokio::sync::Semaphore::new(1));
         let slot = WorkSlot::new(Arc::clone(&slots).try_acquire_owned().unwrap());
-        let k = Keyword::parse("election").unwrap();
-        let search = source.search(&k, Limit::parse(10).unwrap(), &slot);
+        let question = question("election", 10);
+        let search = source.search(&question, &slot);
         assert!(
             tokio::time::timeout(std::time::Duration::from_millis(20), search)
                 .await

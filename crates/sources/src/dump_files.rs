@@ -7,7 +7,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use moodwire_core::{Keyword, Limit, Post};
+use moodwire_core::{Post, Question};
 
 use crate::{parse_post_line, SearchText};
 
@@ -102,22 +102,33 @@ impl DumpFiles {
         }
     }
 
-    /// Streams every file once, keeping the newest `limit` posts that mention `keyword`;
-    /// stops with [`DumpError::Cancelled`] soon after `cancelled` is set.
+    /// Streams every file once, keeping the newest `question.limit` posts in its
+    /// subreddits that mention its keyword, then drops those older than its window,
+    /// which ends at the dump's newest post (a dump is a snapshot). Those are the newest
+    /// matches in the window: the window only ever drops the oldest. Stops with
+    /// [`DumpError::Cancelled`] soon after `cancelled` is set.
     pub fn scan(
         &self,
-        keyword: &Keyword,
-        limit: Limit,
+        question: &Question,
         cancelled: &AtomicBool,
     ) -> Result<ScanReport, DumpError> {
-        let needle = keyword.normalized();
-        let mut newest = Newest::new(limit.get());
+        let needle = question.keyword.normalized();
+        let subreddits = &question.scope.subreddits;
+        let mut newest = Newest::new(question.limit.get());
+        let mut dump_newest = i64::MIN;
         let mut report = self.for_each_post(cancelled, |post| {
-            if SearchText::new(&post.title, &post.selftext).contains_word(&needle) {
+            dump_newest = dump_newest.max(post.created_utc);
+            if subreddits.admits(&post.subreddit)
+                && SearchText::new(&post.title, &post.selftext).contains_word(&needle)
+            {
                 newest.offer(post);
             }
         })?;
+        let window = question.scope.window;
         report.posts = newest.into_sorted();
+        report
+            .posts
+            .retain(|p| window.admits(p.created_utc, dump_newest));
         Ok(report)
     }
 

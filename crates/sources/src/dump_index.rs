@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Row};
 
 use moodwire_core::ports::SourceError;
-use moodwire_core::{Keyword, Limit, Post};
+use moodwire_core::{Limit, Post, Question};
 
 use crate::dump_files::{DumpError, DumpFiles};
 use crate::SearchText;
@@ -47,6 +47,9 @@ pub struct DumpIndex {
     pool: SqlitePool,
     /// Posts in the index, for choosing a query plan.
     posts: u64,
+    /// The creation time of the newest post: where a question's window ends (a dump
+    /// is a snapshot).
+    newest: i64,
 }
 
 /// What building an index did.
@@ -91,8 +94,17 @@ impl DumpIndex {
             && get("files") == Some(fingerprint(files).as_str());
         let posts = get("posts").and_then(|p| p.parse().ok());
         if let (true, Some(posts)) = (fresh, posts) {
+            let (newest,): (i64,) =
+                sqlx::query_as("SELECT COALESCE(MAX(created_utc), 0) FROM posts")
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(failed)?;
             tracing::info!(index = %path.display(), posts, "using the dump's full-text index");
-            Ok(Some(DumpIndex { pool, posts }))
+            Ok(Some(DumpIndex {
+                pool,
+                posts,
+                newest,
+            }))
         } else {
             tracing::warn!(index = %path.display(), "the dump changed since it was indexed; scanning instead (run `moodwire index` again)");
             pool.close().await;
@@ -207,19 +219,18 @@ impl DumpIndex {
         })
     }
 
-    /// The newest `limit` posts mentioning `keyword` as a whole word; `None` when the
-    /// keyword has no letters or digits to look up (the caller scans instead).
-    pub async fn search(
-        &self,
-        keyword: &Keyword,
-        limit: Limit,
-    ) -> Option<Result<Vec<Post>, SourceError>> {
-        let needle = keyword.normalized();
+    /// The newest `question.limit` posts in its scope (the window ending at the dump's
+    /// newest post) mentioning its keyword as a whole word; `None` when the keyword has
+    /// no letters or digits to look up (the caller scans instead).
+    pub async fn search(&self, question: &Question) -> Option<Result<Vec<Post>, SourceError>> {
+        let needle = question.keyword.normalized();
         let phrase = fts_phrase(&needle)?;
         Some(
-            self.matching(&phrase, &needle, limit).await.map_err(|e| {
-                SourceError::Unavailable(format!("the dump index cannot be read: {e}"))
-            }),
+            self.matching(&phrase, &needle, question)
+                .await
+                .map_err(|e| {
+                    SourceError::Unavailable(format!("the dump index cannot be read: {e}"))
+                }),
         )
     }
 
@@ -227,8 +238,10 @@ impl DumpIndex {
         &self,
         phrase: &str,
         needle: &str,
-        limit: Limit,
+        question: &Question,
     ) -> Result<Vec<Post>, sqlx::Error> {
+        let (limit, scope) = (question.limit, &question.scope);
+        let since = scope.window.start(self.newest).unwrap_or(i64::MIN);
         // Both plans are exercised by the tests: ("news", 1) walks, ("news", 10) sorts.
         let (matches,): (i64,) =
             sqlx::query_as("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH ?1")
@@ -239,14 +252,16 @@ impl DumpIndex {
             "SELECT id, subreddit, author, created_utc, title, selftext, score, permalink
              FROM posts INDEXED BY posts_newest
              WHERE rowid IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?1)
+               AND created_utc >= ?2
              ORDER BY created_utc DESC, id"
         } else {
             "SELECT id, subreddit, author, created_utc, title, selftext, score, permalink
              FROM posts
              WHERE rowid IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?1)
+               AND created_utc >= ?2
              ORDER BY created_utc DESC, id"
         };
-        let mut rows = sqlx::query(sql).bind(phrase).fetch(&self.pool);
+        let mut rows = sqlx::query(sql).bind(phrase).bind(since).fetch(&self.pool);
         let mut posts = Vec::with_capacity(limit.get().min(1024));
         while let Some(row) = rows.try_next().await? {
             let post = Post {
@@ -263,7 +278,9 @@ impl DumpIndex {
             .sanitized();
             // FTS tokens are looser than moodwire's whole-word match ("covid-19" also
             // finds "covid 19"); the same matcher as the scan keeps both methods equal.
-            if SearchText::new(&post.title, &post.selftext).contains_word(needle) {
+            if scope.subreddits.admits(&post.subreddit)
+                && SearchText::new(&post.title, &post.selftext).contains_word(needle)
+            {
                 posts.push(post);
                 if posts.len() == limit.get() {
                     break;
@@ -353,6 +370,8 @@ fn remove_if_exists(path: &Path) -> std::io::Result<()> {
 mod tests {
     use moodwire_core::ports::{PostSource, WorkSlot};
 
+    use moodwire_core::{Keyword, Scope, Subreddits, Window};
+
     use super::*;
     use crate::DumpSource;
 
@@ -382,7 +401,9 @@ mod tests {
         let text: String = posts
             .iter()
             .map(|(id, t, title)| {
-                serde_json::json!({"id": id, "created_utc": t, "title": title, "selftext": "", "subreddit": "s", "author": "a"})
+                // Hours apart, for the window; the news posts in a subreddit of their own.
+                let (created_utc, subreddit) = (t * 3600, if id.starts_with('n') { "WorldNews" } else { "misc" });
+                serde_json::json!({"id": id, "created_utc": created_utc, "title": title, "selftext": "", "subreddit": subreddit, "author": "a"})
                     .to_string()
                     + "\n"
             })
@@ -417,41 +438,52 @@ mod tests {
 
         let source = DumpSource::open(&dump).await.unwrap();
         assert_eq!(source.method(), "index");
-        for (keyword, limit) in [
-            ("climate change", 10),
-            ("climate change", 1),
-            ("covid-19", 10),
-            ("nothing", 10),
-            ("!!!", 5),
+        let question = |keyword, limit, subreddits: &[&str], window| {
+            let scope = Scope {
+                subreddits: Subreddits::parse(subreddits).unwrap(),
+                window,
+            };
+            Question::new(
+                Keyword::parse(keyword).unwrap(),
+                Limit::parse(limit).unwrap(),
+            )
+            .within(scope)
+        };
+        let ids = |posts: Vec<Post>| posts.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        // Each question and what both methods find (the newest post, n4, is at 13 h).
+        for (keyword, limit, subreddits, window, expected) in [
+            // "climate-change" is not the phrase "climate change" for either method.
+            ("climate change", 10, &[][..], Window::All, &["c", "a"][..]),
+            ("climate change", 1, &[], Window::All, &["c"]),
+            // "covid 19" is not "covid-19" either.
+            ("covid-19", 10, &[], Window::All, &["e"]),
+            ("nothing", 10, &[], Window::All, &[]),
+            ("!!!", 5, &[], Window::All, &[]),
+            (
+                "news",
+                10,
+                &["worldnews"],
+                Window::All,
+                &["n4", "n2", "n3", "n1"],
+            ),
+            ("news", 10, &["misc"], Window::All, &[]),
+            (
+                "news",
+                2,
+                &["worldnews", "misc"],
+                Window::Hour,
+                &["n4", "n2"],
+            ),
+            ("news", 10, &[], Window::Hour, &["n4", "n2"]),
+            ("climate change", 10, &["misc"], Window::Day, &["c", "a"]),
         ] {
-            let k = Keyword::parse(keyword).unwrap();
-            let l = Limit::parse(limit).unwrap();
-            let indexed: Vec<String> = source
-                .search(&k, l, &WorkSlot::unbounded())
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|p| p.id)
-                .collect();
-            let scanned: Vec<String> = files
-                .scan(&k, l, &AtomicBool::new(false))
-                .unwrap()
-                .posts
-                .into_iter()
-                .map(|p| p.id)
-                .collect();
-            assert_eq!(indexed, scanned, "{keyword}");
+            let q = question(keyword, limit, subreddits, window);
+            let indexed = ids(source.search(&q, &WorkSlot::unbounded()).await.unwrap());
+            let scanned = ids(files.scan(&q, &AtomicBool::new(false)).unwrap().posts);
+            assert_eq!(indexed, expected, "{keyword} {subreddits:?} {window}");
+            assert_eq!(indexed, scanned, "{keyword} {subreddits:?} {window}");
         }
-        let k = Keyword::parse("climate change").unwrap();
-        let ids: Vec<String> = source
-            .search(&k, Limit::parse(10).unwrap(), &WorkSlot::unbounded())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
-        // "climate-change" is not the phrase "climate change" for either method.
-        assert_eq!(ids, ["c", "a"]);
+        let climate = question("climate change", 10, &[], Window::All);
 
         // Appending to the dump makes the index stale: queries scan again.
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -460,7 +492,7 @@ mod tests {
         assert_eq!(source.method(), "scan");
         assert_eq!(
             source
-                .search(&k, Limit::parse(10).unwrap(), &WorkSlot::unbounded())
+                .search(&climate, &WorkSlot::unbounded())
                 .await
                 .unwrap()[0]
                 .id,

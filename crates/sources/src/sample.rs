@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use moodwire_core::ports::{PostSource, SourceError, WorkSlot};
-use moodwire_core::{Keyword, Limit, Post, PostsSource};
+use moodwire_core::{Post, PostsSource, Question};
 
 use crate::{parse_post_line, SearchText};
 
@@ -25,7 +25,8 @@ pub enum CorpusError {
 }
 
 /// The embedded default source: posts bundled with moodwire (`data/sample/*.ndjson`),
-/// held in memory, searched by whole-word keyword match, newest first.
+/// held in memory, searched by whole-word keyword match, newest first. It is a
+/// snapshot: a question's window ends at its newest post, not at today.
 pub struct SampleCorpus {
     /// Sorted newest first.
     posts: Vec<(Post, SearchText)>,
@@ -93,13 +94,17 @@ impl SampleCorpus {
         self.posts.is_empty()
     }
 
-    /// Up to `limit` posts mentioning `keyword`, newest first.
-    pub fn find(&self, keyword: &Keyword, limit: Limit) -> Vec<Post> {
-        let needle = keyword.normalized();
+    /// Up to `question.limit` posts in its scope mentioning its keyword, newest first.
+    pub fn find(&self, question: &Question) -> Vec<Post> {
+        let needle = question.keyword.normalized();
+        let newest = self.posts.first().map_or(0, |(post, _)| post.created_utc);
         self.posts
             .iter()
-            .filter(|(_, text)| text.contains_word(&needle))
-            .take(limit.get())
+            .take_while(|(post, _)| question.scope.window.admits(post.created_utc, newest))
+            .filter(|(post, text)| {
+                question.scope.subreddits.admits(&post.subreddit) && text.contains_word(&needle)
+            })
+            .take(question.limit.get())
             .map(|(post, _)| post.clone())
             .collect()
     }
@@ -111,24 +116,25 @@ impl PostSource for SampleCorpus {
         PostsSource::Sample
     }
 
-    async fn search(
-        &self,
-        keyword: &Keyword,
-        limit: Limit,
-        _: &WorkSlot,
-    ) -> Result<Vec<Post>, SourceError> {
-        Ok(self.find(keyword, limit))
+    async fn search(&self, question: &Question, _: &WorkSlot) -> Result<Vec<Post>, SourceError> {
+        Ok(self.find(question))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use moodwire_core::{Keyword, Limit, Scope, Subreddits, Window};
+
     use super::*;
 
     fn post(id: &str, t: i64, title: &str) -> Post {
+        in_subreddit(id, t, title, "s")
+    }
+
+    fn in_subreddit(id: &str, t: i64, title: &str, subreddit: &str) -> Post {
         Post {
             id: id.into(),
-            subreddit: "s".into(),
+            subreddit: subreddit.into(),
             author: "a".into(),
             created_utc: t,
             title: title.into(),
@@ -148,15 +154,49 @@ mod tests {
         ]);
         let k = Keyword::parse("Ai").unwrap();
         let ids: Vec<_> = corpus
-            .find(&k, Limit::parse(10).unwrap())
+            .find(&Question::new(k.clone(), Limit::parse(10).unwrap()))
             .into_iter()
             .map(|p| p.id)
             .collect();
         assert_eq!(ids, ["new", "mid", "old"]);
-        assert_eq!(corpus.find(&k, Limit::parse(1).unwrap())[0].id, "new");
-        assert!(corpus
-            .find(&Keyword::parse("nothing").unwrap(), Limit::default())
-            .is_empty());
+        let one = Question::new(k, Limit::parse(1).unwrap());
+        assert_eq!(corpus.find(&one)[0].id, "new");
+        let nothing = Question::new(Keyword::parse("nothing").unwrap(), Limit::default());
+        assert!(corpus.find(&nothing).is_empty());
+    }
+
+    #[test]
+    fn a_scope_keeps_its_subreddits_and_the_window_before_the_newest_post() {
+        const DAY: i64 = 86_400;
+        let newest = 100 * DAY;
+        let corpus = SampleCorpus::from_posts(vec![
+            in_subreddit("latest", newest, "unrelated", "news"),
+            in_subreddit("today", newest - 3600, "tesla stock", "Stocks"),
+            in_subreddit("elsewhere", newest - 7200, "tesla again", "cars"),
+            in_subreddit("last_week", newest - 6 * DAY, "tesla", "wallstreetbets"),
+            in_subreddit("last_month", newest - 20 * DAY, "tesla", "stocks"),
+        ]);
+        let ask = |names: &[&str], window| {
+            let question = Question::new(Keyword::parse("tesla").unwrap(), Limit::default());
+            let scope = Scope {
+                subreddits: Subreddits::parse(names).unwrap(),
+                window,
+            };
+            let found = corpus.find(&question.within(scope));
+            found.into_iter().map(|p| p.id).collect::<Vec<_>>()
+        };
+        let subs = ["stocks", "wallstreetbets"];
+        assert_eq!(
+            ask(&subs, Window::All),
+            ["today", "last_week", "last_month"]
+        );
+        assert_eq!(ask(&subs, Window::Week), ["today", "last_week"]);
+        assert_eq!(ask(&subs, Window::Day), ["today"]);
+        assert_eq!(ask(&[], Window::Day), ["today", "elsewhere"]);
+        assert!(
+            ask(&["cars"], Window::Hour).is_empty(),
+            "7200 s before the newest post"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use wiremock::matchers::{
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use moodwire_core::ports::{PostSource, SourceError, WorkSlot};
-use moodwire_core::{Keyword, Limit};
+use moodwire_core::{Keyword, Limit, Question, Scope, Subreddits, Window};
 use moodwire_sources::reddit::Secret;
 use moodwire_sources::{RedditConfig, RedditSource};
 use moodwire_testkit::reddit::{refuse_tokens, search_requests};
@@ -93,12 +93,15 @@ async fn search(
     limit: i64,
 ) -> Result<Vec<moodwire_core::Post>, SourceError> {
     source
-        .search(
-            &Keyword::parse(keyword).unwrap(),
-            Limit::parse(limit).unwrap(),
-            &WorkSlot::unbounded(),
-        )
+        .search(&question(keyword, limit), &WorkSlot::unbounded())
         .await
+}
+
+fn question(keyword: &str, limit: i64) -> Question {
+    Question::new(
+        Keyword::parse(keyword).unwrap(),
+        Limit::parse(limit).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -448,12 +451,11 @@ async fn a_refresh_stops_at_the_first_known_post() {
         .mount(&server)
         .await;
     let reddit = source(&server);
-    let k = Keyword::parse("AI").unwrap();
-    let limit = Limit::parse(250).unwrap();
+    let q = question("AI", 250);
     // Known: everything from p30 on (an earlier answer, before p0..p29 were posted).
     let known: std::collections::HashSet<String> = (30..300).map(|i| format!("p{i}")).collect();
     let newer = reddit
-        .search_newer(&k, limit, &known, &WorkSlot::unbounded())
+        .search_newer(&q, &known, &WorkSlot::unbounded())
         .await
         .unwrap()
         .expect("Reddit can stop early");
@@ -464,7 +466,7 @@ async fn a_refresh_stops_at_the_first_known_post() {
     // Nothing new: still one call, and no post.
     let all: std::collections::HashSet<String> = (0..300).map(|i| format!("p{i}")).collect();
     let nothing = reddit
-        .search_newer(&k, limit, &all, &WorkSlot::unbounded())
+        .search_newer(&q, &all, &WorkSlot::unbounded())
         .await
         .unwrap()
         .unwrap();
@@ -473,11 +475,92 @@ async fn a_refresh_stops_at_the_first_known_post() {
     // Nothing known: pages as a full search does.
     let none = std::collections::HashSet::new();
     let full = reddit
-        .search_newer(&k, limit, &none, &WorkSlot::unbounded())
+        .search_newer(&q, &none, &WorkSlot::unbounded())
         .await
         .unwrap()
         .unwrap();
     assert!(!full.reached_known);
     assert_eq!(full.posts.len(), 250);
     assert_eq!(search_requests(&server).await, 5);
+}
+
+/// A question limited to subreddits and a window searches the multireddit with
+/// `restrict_sr=1` and `t`, keeps only posts inside the window (Reddit does not promise
+/// that `t` applies to `sort=new`), and stops paging at the first page that reaches
+/// past it.
+#[tokio::test]
+async fn subreddits_and_a_window_search_the_multireddit_and_stop_at_the_window() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", 1).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let hours_ago = |h: f64| now - h * 3600.0;
+    let in_subreddit = |subreddit: &str, id: String, hours: f64| {
+        let mut item = post(&id, hours_ago(hours), "Tesla news", "");
+        item["data"]["subreddit"] = json!(subreddit);
+        item
+    };
+    // Page 1: all within the day, one from a subreddit not asked for (dropped). Page 2:
+    // reaches past the day. A third page must not be asked for.
+    let mut first: Vec<Value> = (0..99)
+        .map(|i| in_subreddit("stocks", format!("a{i}"), 0.1 * f64::from(i)))
+        .collect();
+    first.push(in_subreddit("technology", "elsewhere".into(), 1.0));
+    let second: Vec<Value> = (0..100)
+        .map(|i| {
+            let hours = if i < 50 {
+                12.0 + 0.1 * f64::from(i)
+            } else {
+                f64::from(i) - 25.0
+            };
+            in_subreddit("WallStreetBets", format!("b{i}"), hours)
+        })
+        .collect();
+    let multireddit = |after: Option<&'static str>, body: Value| {
+        let mock = Mock::given(method("GET"))
+            .and(path("/r/stocks+wallstreetbets/search"))
+            .and(query_param("q", "tesla"))
+            .and(query_param("sort", "new"))
+            .and(query_param("restrict_sr", "1"))
+            .and(query_param("t", "day"))
+            .and(header("authorization", "Bearer tok"));
+        let mock = match after {
+            Some(a) => mock.and(query_param("after", a)),
+            None => mock.and(query_param_is_missing("after")),
+        };
+        mock.respond_with(ok_json(body)).expect(1)
+    };
+    multireddit(None, listing(Some("t3_a99"), first))
+        .mount(&server)
+        .await;
+    multireddit(Some("t3_a99"), listing(Some("t3_b99"), second))
+        .mount(&server)
+        .await;
+    let scope = Scope {
+        subreddits: Subreddits::parse(&["WallStreetBets", "stocks"]).unwrap(),
+        window: Window::Day,
+    };
+    let posts = source(&server)
+        .search(
+            &question("tesla", 1000).within(scope),
+            &WorkSlot::unbounded(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        posts.len(),
+        99 + 50,
+        "every post of the two subreddits in the last day"
+    );
+    assert!(posts
+        .iter()
+        .all(|p| p.created_utc as f64 >= hours_ago(24.0) - 1.0));
+    assert!(posts.iter().all(|p| p.subreddit != "technology"));
+    assert_eq!(
+        search_requests(&server).await,
+        2,
+        "no page after the one past the window"
+    );
 }

@@ -7,37 +7,52 @@ use moodwire_core::history::{
     in_emotion_order, AnalysisPosts, AnalysisSummary, KeywordMood, ScoredPost,
 };
 use moodwire_core::ports::StoreError;
-use moodwire_core::{excerpt, Emotion, EmotionShare, Post};
+use moodwire_core::{excerpt, Emotion, EmotionShare, Post, Window};
 
-pub(crate) const KEYWORD_MOODS: &str =
-    "SELECT k.keyword, k.display, CAST(k.analyses AS BIGINT) AS analyses,
+/// The `$1` most analysed keywords, each with every scope (series) it was asked in:
+/// the unrestricted series first, then the most analysed. Only the top keywords'
+/// analyses are grouped, through the series index.
+pub(crate) const KEYWORD_MOODS: &str = "SELECT k.keyword, k.display, s.subreddits, s.time_window,
+        CAST(s.analyses AS BIGINT) AS analyses,
         a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
         e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
  FROM (SELECT keyword, display, analyses, last_analyzed_at FROM keywords
        ORDER BY analyses DESC, last_analyzed_at DESC LIMIT $1) k
+ JOIN (SELECT keyword, subreddits, time_window, count(*) AS analyses FROM analyses
+       WHERE keyword IN (SELECT keyword FROM keywords
+                         ORDER BY analyses DESC, last_analyzed_at DESC LIMIT $1)
+       GROUP BY keyword, subreddits, time_window) s ON s.keyword = k.keyword
  JOIN analyses a ON a.analysis_id = (
-     SELECT analysis_id FROM analyses WHERE keyword = k.keyword
+     SELECT analysis_id FROM analyses
+     WHERE keyword = s.keyword AND subreddits = s.subreddits AND time_window = s.time_window
      ORDER BY analyzed_at DESC, analysis_id DESC LIMIT 1)
  JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
- ORDER BY k.analyses DESC, k.last_analyzed_at DESC, k.keyword";
+ ORDER BY k.analyses DESC, k.last_analyzed_at DESC, k.keyword,
+          (s.subreddits <> '' OR s.time_window <> 'all'), s.analyses DESC,
+          s.subreddits, s.time_window";
 
+/// The latest `$4` analyses of keyword `$1` in exactly the scope `$2` x `$3`.
 pub(crate) const TREND: &str =
     "SELECT a.analysis_id, a.analyzed_at, CAST(a.post_count AS BIGINT) AS post_count,
         e.label, CAST(e.post_count AS BIGINT) AS label_count, e.pct, e.avg_score
- FROM (SELECT analysis_id, analyzed_at, post_count FROM analyses WHERE keyword = $1
-       ORDER BY analyzed_at DESC, analysis_id DESC LIMIT $2) a
+ FROM (SELECT analysis_id, analyzed_at, post_count FROM analyses
+       WHERE keyword = $1 AND subreddits = $2 AND time_window = $3
+       ORDER BY analyzed_at DESC, analysis_id DESC LIMIT $4) a
  JOIN analysis_emotions e ON e.analysis_id = a.analysis_id
  ORDER BY a.analyzed_at, a.analysis_id";
 
+/// Up to `$4` posts of the latest analysis with posts of keyword `$1` in the scope
+/// `$2` x `$3`, least confident first.
 pub(crate) const SCORED_POSTS: &str =
     "SELECT a.analysis_id, a.analyzed_at, p.post_id, p.subreddit, p.created_at,
         p.title, p.body, p.permalink, r.label, r.score
  FROM (SELECT analysis_id, analyzed_at FROM analyses
-       WHERE keyword = $1 AND NOT recovered AND post_count > 0
+       WHERE keyword = $1 AND subreddits = $2 AND time_window = $3
+         AND NOT recovered AND post_count > 0
        ORDER BY analyzed_at DESC, analysis_id DESC LIMIT 1) a
  JOIN predictions r ON r.analysis_id = a.analysis_id
  JOIN posts p ON p.post_id = r.post_id
- ORDER BY r.score, p.post_id LIMIT $2";
+ ORDER BY r.score, p.post_id LIMIT $4";
 
 /// An emotion row of an analysis, with the analysis's own columns.
 #[derive(sqlx::FromRow)]
@@ -51,11 +66,14 @@ pub(crate) struct SummaryRow {
     pub avg_score: f64,
 }
 
-/// A [`SummaryRow`] of a keyword's latest analysis, with the keyword's registry columns.
+/// A [`SummaryRow`] of the latest analysis of a keyword in one scope, with the
+/// keyword's registry columns and the scope's count.
 #[derive(sqlx::FromRow)]
 pub(crate) struct MoodRow {
     pub keyword: String,
     pub display: String,
+    pub subreddits: String,
+    pub time_window: String,
     pub analyses: i64,
     #[sqlx(flatten)]
     pub summary: SummaryRow,
@@ -116,28 +134,56 @@ pub(crate) fn summaries(rows: &[SummaryRow]) -> Result<Vec<AnalysisSummary>, Sto
     Ok(out)
 }
 
-/// Groups mood rows, ordered by keyword, into one mood per keyword.
+/// Groups mood rows, ordered by keyword and scope, into one mood per keyword and scope.
 pub(crate) fn moods(rows: Vec<MoodRow>) -> Result<Vec<KeywordMood>, StoreError> {
-    let mut registry: Vec<(String, String, i64)> = Vec::new();
+    // (keyword, display, subreddits, time_window, analyses) of each series, in order.
+    let mut series: Vec<(String, String, String, String, i64)> = Vec::new();
     let mut summary_rows = Vec::with_capacity(rows.len());
     for row in rows {
-        if registry.last().map(|(k, _, _)| k) != Some(&row.keyword) {
-            registry.push((row.keyword, row.display, row.analyses));
-        }
-        summary_rows.push(row.summary);
-    }
-    // One latest analysis per keyword, in the same order.
-    let latest = summaries(&summary_rows)?;
-    Ok(registry
-        .into_iter()
-        .zip(latest)
-        .map(|((keyword, display, analyses), latest)| KeywordMood {
+        let MoodRow {
             keyword,
             display,
-            analyses: u64::try_from(analyses).unwrap_or(0),
-            latest,
-        })
-        .collect())
+            subreddits,
+            time_window,
+            analyses,
+            summary,
+        } = row;
+        let same_series = series
+            .last()
+            .is_some_and(|(k, _, s, w, _)| (k, s, w) == (&keyword, &subreddits, &time_window));
+        if !same_series {
+            series.push((keyword, display, subreddits, time_window, analyses));
+        }
+        summary_rows.push(summary);
+    }
+    // One latest analysis per series, in the same order.
+    let latest = summaries(&summary_rows)?;
+    series
+        .into_iter()
+        .zip(latest)
+        .map(
+            |((keyword, display, subreddits, time_window, analyses), latest)| {
+                Ok(KeywordMood {
+                    keyword,
+                    display,
+                    subreddits: subreddits
+                        .split('+')
+                        .filter(|name| !name.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    window: window(&time_window)?,
+                    analyses: u64::try_from(analyses).unwrap_or(0),
+                    latest,
+                })
+            },
+        )
+        .collect()
+}
+
+fn window(name: &str) -> Result<Window, StoreError> {
+    Window::parse(name).map_err(|_| {
+        StoreError::Rejected(format!("the store holds an unknown time window {name:?}"))
+    })
 }
 
 pub(crate) fn analysis_posts(

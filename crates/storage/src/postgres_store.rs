@@ -83,10 +83,10 @@ impl PostgresStore {
         let inserted: Vec<String> = sqlx::query_scalar(
             "INSERT INTO analyses (analysis_id, keyword, display, post_limit, post_count,
                                    model_version, posts_source, analyzed_at, fetch_ms,
-                                   inference_ms, recovered)
+                                   inference_ms, recovered, subreddits, time_window)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::int[],
                                   $6::text[], $7::text[], $8::timestamptz[], $9::float8[],
-                                  $10::float8[], $11::bool[])
+                                  $10::float8[], $11::bool[], $12::text[], $13::text[])
              ON CONFLICT (analysis_id) DO NOTHING
              RETURNING analysis_id",
         )
@@ -109,6 +109,8 @@ impl PostgresStore {
         .bind(a.iter().map(|r| r.fetch_ms).collect::<Vec<_>>())
         .bind(a.iter().map(|r| r.inference_ms).collect::<Vec<_>>())
         .bind(a.iter().map(|r| r.recovered).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.subreddits.as_str()).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.time_window).collect::<Vec<_>>())
         .fetch_all(&mut **tx)
         .await?;
         let inserted: HashSet<String> = inserted.into_iter().collect();

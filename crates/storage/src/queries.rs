@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use moodwire_core::history::{AnalysisPosts, AnalysisSummary, KeywordMood};
 use moodwire_core::ports::{DeadLetter, StoreError, StoredDeadLetter};
-use moodwire_core::Keyword;
+use moodwire_core::{Keyword, Scope};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use crate::dead_letter_rows::{DeadLetterRow, StoredRow};
@@ -34,23 +34,25 @@ macro_rules! sql_store {
             async fn trend(
                 &self,
                 keyword: &moodwire_core::Keyword,
+                scope: &moodwire_core::Scope,
                 points: usize,
             ) -> Result<
                 Vec<moodwire_core::history::AnalysisSummary>,
                 moodwire_core::ports::StoreError,
             > {
-                self.queries().trend(keyword, points).await
+                self.queries().trend(keyword, scope, points).await
             }
 
             async fn scored_posts(
                 &self,
                 keyword: &moodwire_core::Keyword,
+                scope: &moodwire_core::Scope,
                 max: usize,
             ) -> Result<
                 Option<moodwire_core::history::AnalysisPosts>,
                 moodwire_core::ports::StoreError,
             > {
-                self.queries().scored_posts(keyword, max).await
+                self.queries().scored_posts(keyword, scope, max).await
             }
         }
 
@@ -212,10 +214,13 @@ where
     pub async fn trend(
         &self,
         keyword: &Keyword,
+        scope: &Scope,
         points: usize,
     ) -> Result<Vec<AnalysisSummary>, StoreError> {
         let rows = sqlx::query_as::<DB, SummaryRow>(TREND)
             .bind(keyword.normalized())
+            .bind(scope.subreddits.joined("+"))
+            .bind(scope.window.as_str().to_string())
             .bind(points as i64)
             .fetch_all(self.pool)
             .await
@@ -229,10 +234,13 @@ where
     pub async fn scored_posts(
         &self,
         keyword: &Keyword,
+        scope: &Scope,
         max: usize,
     ) -> Result<Option<AnalysisPosts>, StoreError> {
         let rows = sqlx::query_as::<DB, ScoredPostRow>(SCORED_POSTS)
             .bind(keyword.normalized())
+            .bind(scope.subreddits.joined("+"))
+            .bind(scope.window.as_str().to_string())
             .bind(max as i64)
             .fetch_all(self.pool)
             .await

@@ -17,6 +17,9 @@ pub(crate) struct AnalysisRow {
     pub keyword: String,
     pub display: String,
     pub post_limit: i32,
+    /// The scope's subreddits, lowercase, sorted and `+`-joined; empty: all of Reddit.
+    pub subreddits: String,
+    pub time_window: &'static str,
     pub post_count: i32,
     pub model_version: String,
     pub posts_source: &'static str,
@@ -103,6 +106,8 @@ impl Rows {
                 keyword,
                 display: a.keyword.clone(),
                 post_limit: a.limit as i32,
+                subreddits: a.scope.subreddits.joined("+"),
+                time_window: a.scope.window.as_str(),
                 post_count: a.count as i32,
                 model_version: a.model.clone(),
                 posts_source: source,

@@ -98,8 +98,8 @@ impl SqliteStore {
             let done = sqlx::query(
                 "INSERT INTO analyses (analysis_id, keyword, display, post_limit, post_count,
                                        model_version, posts_source, analyzed_at, fetch_ms,
-                                       inference_ms, recovered)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                                       inference_ms, recovered, subreddits, time_window)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT (analysis_id) DO NOTHING",
             )
             .bind(&a.analysis_id)
@@ -113,6 +113,8 @@ impl SqliteStore {
             .bind(a.fetch_ms)
             .bind(a.inference_ms)
             .bind(a.recovered)
+            .bind(&a.subreddits)
+            .bind(a.time_window)
             .execute(&mut **tx)
             .await?;
             if done.rows_affected() == 1 {

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use moodwire_core::ports::{DeadLetter, EventFeed, EventLog, Store};
-use moodwire_core::{AnalysisRecorded, ClassifiedPost, Emotion, Keyword, Post, MAX_BATCH_BYTES};
+use moodwire_core::{
+    AnalysisRecorded, ClassifiedPost, Emotion, Keyword, Post, Scope, Subreddits, Window,
+    MAX_BATCH_BYTES,
+};
 use moodwire_storage::{Journal, PostgresStore, SqliteStore};
 use moodwire_testkit::{classified_event, harness, post, prediction};
 use sqlx::Connection;
@@ -157,6 +160,7 @@ async fn dead_letter_contract<S: Store>(store: &S) {
 /// "rust" and one of "fear".
 async fn history_contract<S: Store>(store: &S, a: &AnalysisRecorded, b: &AnalysisRecorded) {
     let rust = Keyword::parse(" RUST ").unwrap();
+    let all = Scope::unrestricted();
     let moods = store.keyword_moods(10).await.unwrap();
     let keywords: Vec<&str> = moods.iter().map(|m| m.keyword.as_str()).collect();
     assert_eq!(keywords, ["rust", "fear"], "most analysed first");
@@ -172,7 +176,7 @@ async fn history_contract<S: Store>(store: &S, a: &AnalysisRecorded, b: &Analysi
     assert!((total - 100.0).abs() < 0.11, "{total}");
     assert_eq!(store.keyword_moods(1).await.unwrap().len(), 1);
 
-    let trend = store.trend(&rust, 10).await.unwrap();
+    let trend = store.trend(&rust, &all, 10).await.unwrap();
     let ids: Vec<&str> = trend.iter().map(|p| p.analysis_id.as_str()).collect();
     assert_eq!(
         ids,
@@ -180,10 +184,10 @@ async fn history_contract<S: Store>(store: &S, a: &AnalysisRecorded, b: &Analysi
         "oldest first"
     );
     assert_eq!(trend[0].emotions.iter().map(|e| e.count).sum::<u32>(), 6);
-    let last = store.trend(&rust, 1).await.unwrap();
+    let last = store.trend(&rust, &all, 1).await.unwrap();
     assert_eq!(last[0].analysis_id, b.analysis.id, "the latest points");
 
-    let posts = store.scored_posts(&rust, 100).await.unwrap().unwrap();
+    let posts = store.scored_posts(&rust, &all, 100).await.unwrap().unwrap();
     assert_eq!(posts.analysis_id, b.analysis.id);
     assert_eq!(posts.posts.len(), 3);
     assert!(
@@ -193,7 +197,7 @@ async fn history_contract<S: Store>(store: &S, a: &AnalysisRecorded, b: &Analysi
     assert!(posts.posts[0].excerpt.contains("DROP TABLE") && posts.posts[0].title.contains('✨'));
     assert_eq!(
         store
-            .scored_posts(&rust, 2)
+            .scored_posts(&rust, &all, 2)
             .await
             .unwrap()
             .unwrap()
@@ -202,8 +206,8 @@ async fn history_contract<S: Store>(store: &S, a: &AnalysisRecorded, b: &Analysi
         2
     );
     let never = Keyword::parse("never asked").unwrap();
-    assert_eq!(store.scored_posts(&never, 10).await.unwrap(), None);
-    assert!(store.trend(&never, 10).await.unwrap().is_empty());
+    assert_eq!(store.scored_posts(&never, &all, 10).await.unwrap(), None);
+    assert!(store.trend(&never, &all, 10).await.unwrap().is_empty());
 
     // An analysis rebuilt from the cache has a trend point but no posts to show.
     let hope = event("hope", "h", 4);
@@ -212,8 +216,88 @@ async fn history_contract<S: Store>(store: &S, a: &AnalysisRecorded, b: &Analysi
         .await
         .unwrap();
     let hope_keyword = Keyword::parse("hope").unwrap();
-    assert_eq!(store.trend(&hope_keyword, 10).await.unwrap().len(), 1);
-    assert_eq!(store.scored_posts(&hope_keyword, 10).await.unwrap(), None);
+    assert_eq!(store.trend(&hope_keyword, &all, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.scored_posts(&hope_keyword, &all, 10).await.unwrap(),
+        None
+    );
+
+    scoped_history_contract(store, b).await;
+}
+
+/// An analysis limited to subreddits and a window is a series of its own: listed
+/// apart, and never mixed into the unrestricted trend or posts.
+async fn scoped_history_contract<S: Store>(store: &S, unrestricted_latest: &AnalysisRecorded) {
+    let rust = Keyword::parse("rust").unwrap();
+    let scope = Scope {
+        subreddits: Subreddits::parse(&["rust", "learnrust"]).unwrap(),
+        window: Window::Week,
+    };
+    let mut scoped = event("rust", "scoped", 2);
+    scoped.analysis.scope = scope.clone();
+    store.save(std::slice::from_ref(&scoped)).await.unwrap();
+
+    let moods = store.keyword_moods(10).await.unwrap();
+    let series: Vec<(&str, Vec<String>, Window, u64)> = moods
+        .iter()
+        .map(|m| {
+            (
+                m.keyword.as_str(),
+                m.subreddits.clone(),
+                m.window,
+                m.analyses,
+            )
+        })
+        .collect();
+    let names = vec!["learnrust".to_string(), "rust".to_string()];
+    assert_eq!(
+        series[..2],
+        [
+            ("rust", vec![], Window::All, 2),
+            ("rust", names, Window::Week, 1)
+        ],
+        "the unrestricted series first, the scoped one beside it"
+    );
+    assert_eq!(moods[1].latest.analysis_id, scoped.analysis.id);
+
+    let unrestricted = store
+        .trend(&rust, &Scope::unrestricted(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        unrestricted.len(),
+        2,
+        "the scoped analysis is not in the unrestricted trend"
+    );
+    assert_eq!(unrestricted[1].analysis_id, unrestricted_latest.analysis.id);
+    let trend = store.trend(&rust, &scope, 10).await.unwrap();
+    let ids: Vec<&str> = trend.iter().map(|p| p.analysis_id.as_str()).collect();
+    assert_eq!(ids, [scoped.analysis.id.as_str()]);
+    let other_window = Scope {
+        window: Window::Day,
+        ..scope.clone()
+    };
+    assert!(store
+        .trend(&rust, &other_window, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let posts = store
+        .scored_posts(&rust, &scope, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (posts.analysis_id.as_str(), posts.posts.len()),
+        (scoped.analysis.id.as_str(), 2)
+    );
+    let posts = store
+        .scored_posts(&rust, &Scope::unrestricted(), 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(posts.analysis_id, unrestricted_latest.analysis.id);
 }
 
 trait AsyncCount {

@@ -19,8 +19,8 @@ use moodwire_core::ports::{
     Store, StoreError, StoredDeadLetter, WorkSlot,
 };
 use moodwire_core::{
-    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Limit, Post, PostsSource,
-    Prediction, Timings,
+    aggregate, Analysis, AnalysisRecorded, ClassifiedPost, Keyword, Post, PostsSource, Prediction,
+    Question, Scope, Timings,
 };
 
 /// Test state behind a lock: a panicking test cannot leave it torn in a way that
@@ -57,6 +57,7 @@ pub fn empty_analysis(keyword: &str) -> Analysis {
         posts_source: PostsSource::Sample,
         analyzed_at: Utc::now(),
         examples: Default::default(),
+        scope: Default::default(),
     }
 }
 
@@ -93,6 +94,7 @@ pub fn classified_event(id: &str, keyword: &str, posts: Vec<ClassifiedPost>) -> 
         posts_source: PostsSource::Sample,
         analyzed_at: Utc::now(),
         examples: Default::default(),
+        scope: Default::default(),
     };
     AnalysisRecorded::new(
         analysis,
@@ -115,7 +117,8 @@ pub fn event(id: &str, keyword: &str, n: usize) -> AnalysisRecorded {
 // ---------------------------------------------------------------- post source
 
 /// A local source (`sample`) that answers every keyword with the first `limit` posts of
-/// one list, as a corpus with that many matches does.
+/// one list in the question's scope (its window ending now), as a corpus with that many
+/// matches does.
 pub struct ListSource(pub Vec<Post>);
 
 #[async_trait]
@@ -124,13 +127,11 @@ impl PostSource for ListSource {
         PostsSource::Sample
     }
 
-    async fn search(
-        &self,
-        _: &Keyword,
-        limit: Limit,
-        _: &WorkSlot,
-    ) -> Result<Vec<Post>, SourceError> {
-        Ok(self.0.iter().take(limit.get()).cloned().collect())
+    async fn search(&self, question: &Question, _: &WorkSlot) -> Result<Vec<Post>, SourceError> {
+        let now = Utc::now().timestamp();
+        let in_scope = |post: &&Post| question.scope.admits(post, now);
+        let found = self.0.iter().filter(in_scope).take(question.limit.get());
+        Ok(found.cloned().collect())
     }
 }
 
@@ -529,13 +530,19 @@ impl History for MemoryStore {
         self.available()?;
         Ok(Vec::new())
     }
-    async fn trend(&self, _: &Keyword, _: usize) -> Result<Vec<AnalysisSummary>, StoreError> {
+    async fn trend(
+        &self,
+        _: &Keyword,
+        _: &Scope,
+        _: usize,
+    ) -> Result<Vec<AnalysisSummary>, StoreError> {
         self.available()?;
         Ok(Vec::new())
     }
     async fn scored_posts(
         &self,
         _: &Keyword,
+        _: &Scope,
         _: usize,
     ) -> Result<Option<AnalysisPosts>, StoreError> {
         self.available()?;

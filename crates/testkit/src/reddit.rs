@@ -35,13 +35,13 @@ pub async fn refuse_tokens(server: &MockServer) {
         .await;
 }
 
-/// How many searches the mock has answered.
+/// How many searches (`/search` or `/r/…/search`) the mock has answered.
 pub async fn search_requests(server: &MockServer) -> usize {
     server
         .received_requests()
         .await
         .unwrap()
         .iter()
-        .filter(|r| r.url.path() == "/search")
+        .filter(|r| r.url.path().ends_with("/search"))
         .count()
 }

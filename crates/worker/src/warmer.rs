@@ -10,7 +10,7 @@ use chrono::Utc;
 use moodwire_core::ports::Store;
 use moodwire_core::service::AnalysisService;
 use moodwire_core::trending::{trending_terms, TrendingConfig};
-use moodwire_core::{Keyword, Limit};
+use moodwire_core::{Keyword, Limit, Question};
 use serde::Serialize;
 
 use crate::cpu::CpuGauge;
@@ -177,10 +177,10 @@ impl Warmer {
             if report.refreshed.len() >= self.config.max_refreshes {
                 break;
             }
-            let cached = self
-                .service
-                .cached_analysis(&keyword, self.config.limit)
-                .await;
+            // The warmer keeps the unrestricted question warm: scoped ones are too
+            // many to guess and are counted under their keyword.
+            let question = Question::new(keyword, self.config.limit);
+            let cached = self.service.cached_analysis(&question).await;
             if cached.is_some_and(|a| !self.needs_refresh(a.analyzed_at)) {
                 report.fresh += 1;
                 continue;
@@ -192,11 +192,12 @@ impl Warmer {
                 report.aborted_by_load = true;
                 break;
             }
-            match self.service.refresh(&keyword, self.config.limit).await {
+            let keyword = &question.keyword;
+            match self.service.refresh(&question).await {
                 Ok(_) => report.refreshed.push(keyword.as_str().to_string()),
                 Err(e) => {
                     report.failed += 1;
-                    tracing::warn!(keyword = %keyword, error = %e, "cannot refresh a hot keyword");
+                    tracing::warn!(%keyword, error = %e, "cannot refresh a hot keyword");
                 }
             }
         }
@@ -264,13 +265,8 @@ mod tests {
         fn kind(&self) -> PostsSource {
             PostsSource::Sample
         }
-        async fn search(
-            &self,
-            k: &Keyword,
-            _: Limit,
-            _: &WorkSlot,
-        ) -> Result<Vec<Post>, SourceError> {
-            Ok(vec![post(&k.normalized(), k.as_str())])
+        async fn search(&self, q: &Question, _: &WorkSlot) -> Result<Vec<Post>, SourceError> {
+            Ok(vec![post(&q.keyword.normalized(), q.keyword.as_str())])
         }
     }
 
@@ -338,7 +334,10 @@ mod tests {
         );
         assert_eq!(report.refreshed, report.candidates);
         let ai = Keyword::parse("ai").unwrap();
-        assert!(service.cached_analysis(&ai, Limit::DEFAULT).await.is_some());
+        assert!(service
+            .cached_analysis(&Question::new(ai.clone(), Limit::DEFAULT))
+            .await
+            .is_some());
 
         // Fresh entries are left alone.
         let again = warmer.cycle().await;

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use base64::Engine as _;
-use moodwire_core::{Examples, Keyword, Limit};
+use moodwire_core::{Examples, Keyword, Limit, Question, Scope, Subreddits, Window};
 use moodwire_server::{plot, AnalyzeResponse};
 
 use crate::config::PipelineArgs;
@@ -19,6 +19,13 @@ pub struct Args {
     /// Show each emotion's most confident posts, up to this many (0 to 5).
     #[arg(long, default_value_t = 0)]
     examples: i64,
+    /// Only posts of this subreddit (the name after r/); repeat for up to 10.
+    #[arg(long = "subreddit", value_name = "NAME")]
+    subreddits: Vec<String>,
+    /// Only posts created within the last hour, day, week, month or year. The sample
+    /// corpus and dumps are snapshots: their window ends at their newest post.
+    #[arg(long, default_value = "all", value_parser = clap::builder::PossibleValuesParser::new(Window::NAMES))]
+    window: String,
     /// Also write the pie chart to this PNG file.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -32,9 +39,14 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
     let keyword = Keyword::parse(&args.keyword).context("invalid keyword")?;
     let limit = Limit::parse(args.limit).context("invalid --limit")?;
     let examples = Examples::parse(args.examples).context("invalid --examples")?;
+    let scope = Scope {
+        subreddits: Subreddits::parse(&args.subreddits).context("invalid --subreddit")?,
+        window: Window::parse(&args.window).context("invalid --window")?,
+    };
+    let question = Question::new(keyword, limit).within(scope);
     let (analysis, served) = runtime.block_on(async {
         let pipeline = args.pipeline.build().await?;
-        let answer = pipeline.service.analyze(&keyword, limit).await?;
+        let answer = pipeline.service.analyze(&question).await?;
         if let Some(forwarder) = &pipeline.events.forwarder {
             forward_before_exit(forwarder).await;
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use moodwire_core::service::{AnalysisService, Served};
-use moodwire_core::{Keyword, Limit};
+use moodwire_core::{Keyword, Limit, Question};
 use moodwire_model::Engine;
 use moodwire_server::{router, serve, AppState};
 use moodwire_storage::{MemoryCache, MemoryPredictions};
@@ -197,7 +197,8 @@ async fn timed_miss(
     limit: i64,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let (analysis, served) = service.analyze(keyword, Limit::parse(limit)?).await?;
+    let question = Question::new(keyword.clone(), Limit::parse(limit)?);
+    let (analysis, served) = service.analyze(&question).await?;
     let elapsed = started.elapsed();
     anyhow::ensure!(served == Served::Inference, "expected a cache miss");
     anyhow::ensure!(
@@ -214,11 +215,11 @@ async fn end_to_end(
     keyword: &Keyword,
     hits: usize,
 ) -> anyhow::Result<Vec<Row>> {
-    let limit = Limit::parse(250)?;
+    let question = Question::new(keyword.clone(), Limit::parse(250)?);
     let mut in_process = Vec::with_capacity(hits);
     for _ in 0..hits {
         let started = Instant::now();
-        let (_, served) = service.analyze(keyword, limit).await?;
+        let (_, served) = service.analyze(&question).await?;
         in_process.push(started.elapsed());
         anyhow::ensure!(served == Served::Cache, "expected a cache hit");
     }

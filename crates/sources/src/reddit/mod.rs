@@ -1,5 +1,12 @@
-//! The Reddit API as a [`PostSource`]: OAuth2 application-only, `/search` sorted by
-//! new, pages of 100 followed by their `after` cursor, one shared rate budget.
+//! The Reddit API as a [`PostSource`]: OAuth2 application-only, `/search` (or
+//! `/r/a+b/search` for some subreddits) sorted by new, pages of 100 followed by their
+//! `after` cursor, one shared rate budget.
+//!
+//! A time window is sent as `t`, but Reddit documents `t` for `/search` without saying
+//! that it applies to `sort=new` (client libraries report that it only filters the
+//! top and relevance listings). So the window is also applied here: posts older than
+//! it are dropped, and paging stops at the first page that reaches past it (pages
+//! come newest first).
 
 mod auth;
 mod config;
@@ -14,7 +21,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 use moodwire_core::ports::{CallBudget, Newer, PostSource, SourceError, WorkSlot};
-use moodwire_core::{Keyword, Limit, Post, PostsSource};
+use moodwire_core::{Post, PostsSource, Question, Subreddits};
 
 pub use config::{ConfigError, RedditConfig, Secret, UserAgent};
 
@@ -33,7 +40,6 @@ pub struct RedditSource {
     budget: RateBudget,
     /// The budget every replica shares (Redis), when there are replicas to share with.
     shared_budget: Option<Arc<dyn CallBudget>>,
-    search_url: Url,
 }
 
 /// One page of search results as Reddit writes it.
@@ -111,20 +117,31 @@ impl RedditSource {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| SourceError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
-        let mut search_url = config.api_url.clone();
-        search_url
-            .path_segments_mut()
-            .map_err(|()| SourceError::Unavailable("REDDIT_API_URL cannot be a base URL".into()))?
-            .pop_if_empty()
-            .push("search");
+        if config.api_url.cannot_be_a_base() {
+            return Err(SourceError::Unavailable(
+                "REDDIT_API_URL cannot be a base URL".into(),
+            ));
+        }
         Ok(RedditSource {
             config,
             http,
             tokens: TokenCache::new(),
             budget: RateBudget::new(calls_per_minute),
             shared_budget: None,
-            search_url,
         })
+    }
+
+    /// `/search`, or `/r/a+b/search` for a question limited to subreddits.
+    fn search_url(&self, subreddits: &Subreddits) -> Url {
+        let mut url = self.config.api_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            if !subreddits.is_all() {
+                path.push("r").push(&subreddits.joined("+"));
+            }
+            path.push("search");
+        }
+        url
     }
 
     /// Counts calls in `budget` too, which every replica of the app shares: N replicas
@@ -173,15 +190,17 @@ impl RedditSource {
             .map(drop)
     }
 
-    /// Pages newest first until `limit` posts are found, the listing ends, or (with
-    /// `known`) a page holds a known post: what follows it is known already.
+    /// Pages newest first until `limit` posts are found, the listing ends, a page
+    /// reaches past the window, or (with `known`) a page holds a known post: what
+    /// follows it is known already.
     async fn fetch(
         &self,
-        keyword: &Keyword,
-        limit: Limit,
+        question: &Question,
         known: Option<&HashSet<String>>,
     ) -> Result<Newer, SourceError> {
-        let wanted = limit.get();
+        let wanted = question.limit.get();
+        let window_start = question.scope.window.start_from_now();
+        let mut past_window = false;
         let mut posts = Vec::with_capacity(wanted);
         let mut seen = HashSet::new();
         let mut unreadable = 0usize;
@@ -192,7 +211,7 @@ impl RedditSource {
         // make up for them, and the cap stops a cursor that never ends.
         let max_pages = wanted.div_ceil(PAGE_SIZE) + 5;
         for _ in 0..max_pages {
-            let page = self.page(keyword, after.as_deref()).await?;
+            let page = self.page(question, after.as_deref()).await?;
             calls += 1;
             unreadable += page.unreadable;
             for post in page.posts {
@@ -200,12 +219,22 @@ impl RedditSource {
                     reached_known = true;
                     break;
                 }
-                if seen.insert(post.id.clone()) {
+                if window_start.is_some_and(|start| post.created_utc < start) {
+                    past_window = true;
+                    continue;
+                }
+                if question.scope.subreddits.admits(&post.subreddit) && seen.insert(post.id.clone())
+                {
                     posts.push(post);
                 }
             }
             after = page.after;
-            if reached_known || posts.len() >= wanted || after.is_none() || page.items == 0 {
+            if reached_known
+                || past_window
+                || posts.len() >= wanted
+                || after.is_none()
+                || page.items == 0
+            {
                 break;
             }
         }
@@ -217,7 +246,13 @@ impl RedditSource {
             );
             metrics::counter!("moodwire_reddit_items_skipped_total").increment(unreadable as u64);
         }
-        tracing::info!(calls, posts = posts.len(), reached_known, "searched Reddit");
+        tracing::info!(
+            calls,
+            posts = posts.len(),
+            reached_known,
+            past_window,
+            "searched Reddit"
+        );
         posts.truncate(wanted);
         posts.sort_by_key(|p| std::cmp::Reverse(p.created_utc));
         Ok(Newer {
@@ -229,12 +264,11 @@ impl RedditSource {
     /// A whole search, bounded by the fetch timeout.
     async fn fetch_within(
         &self,
-        keyword: &Keyword,
-        limit: Limit,
+        question: &Question,
         known: Option<&HashSet<String>>,
     ) -> Result<Newer, SourceError> {
         let deadline = self.config.fetch_timeout;
-        tokio::time::timeout(deadline, self.fetch(keyword, limit, known))
+        tokio::time::timeout(deadline, self.fetch(question, known))
             .await
             .unwrap_or_else(|_| {
                 Err(SourceError::Unavailable(format!(
@@ -246,7 +280,7 @@ impl RedditSource {
     /// One page, with a token refresh on 401 and bounded, jittered retries on 5xx and timeouts.
     async fn page(
         &self,
-        keyword: &Keyword,
+        question: &Question,
         after: Option<&str>,
     ) -> Result<SearchPage, SourceError> {
         let mut retries = 0;
@@ -264,7 +298,7 @@ impl RedditSource {
                 }
             })?;
             self.take_shared().await?;
-            match self.attempt(&token, keyword, after).await {
+            match self.attempt(&token, question, after).await {
                 Ok(page) => return Ok(page),
                 Err(Attempt::TokenRejected) if rejected_token.is_none() => {
                     rejected_token = Some(token);
@@ -294,16 +328,23 @@ impl RedditSource {
     async fn attempt(
         &self,
         token: &Secret,
-        keyword: &Keyword,
+        question: &Question,
         after: Option<&str>,
     ) -> Result<SearchPage, Attempt> {
         let page_size = PAGE_SIZE.to_string();
+        let scope = &question.scope;
+        let restrict_sr = if scope.subreddits.is_all() {
+            "false"
+        } else {
+            "1"
+        };
         let mut query = vec![
-            ("q", keyword.as_str()),
+            ("q", question.keyword.as_str()),
             ("sort", "new"),
             ("limit", page_size.as_str()),
             ("type", "link"),
-            ("restrict_sr", "false"),
+            ("restrict_sr", restrict_sr),
+            ("t", scope.window.as_str()),
             ("raw_json", "1"),
         ];
         if let Some(after) = after {
@@ -311,7 +352,7 @@ impl RedditSource {
         }
         let sent = self
             .http
-            .get(self.search_url.clone())
+            .get(self.search_url(&scope.subreddits))
             .query(&query)
             .bearer_auth(token.expose())
             .send()
@@ -371,13 +412,8 @@ impl PostSource for RedditSource {
         PostsSource::Reddit
     }
 
-    async fn search(
-        &self,
-        keyword: &Keyword,
-        limit: Limit,
-        _: &WorkSlot,
-    ) -> Result<Vec<Post>, SourceError> {
-        Ok(self.fetch_within(keyword, limit, None).await?.posts)
+    async fn search(&self, question: &Question, _: &WorkSlot) -> Result<Vec<Post>, SourceError> {
+        Ok(self.fetch_within(question, None).await?.posts)
     }
 
     fn searches_newer(&self) -> bool {
@@ -389,14 +425,11 @@ impl PostSource for RedditSource {
     /// one call.
     async fn search_newer(
         &self,
-        keyword: &Keyword,
-        limit: Limit,
+        question: &Question,
         known: &HashSet<String>,
         _: &WorkSlot,
     ) -> Result<Option<Newer>, SourceError> {
-        self.fetch_within(keyword, limit, Some(known))
-            .await
-            .map(Some)
+        self.fetch_within(question, Some(known)).await.map(Some)
     }
 }
 
