@@ -10,6 +10,9 @@ less on its template, plus the event-carried posts written for this project.
   says nothing of the emotion.
 - **Title + body**: with probability `compose_share`, a text is joined to another of
   the same label as a title and its body (moodwire classifies "title\\nbody").
+- **Consistency pairs** (`cue_free_pairs`, for the consistency loss of `fine_tune.py
+  --consistency-share`): a share of the texts that still carry the cue, each with a
+  cue-free copy (a random variant); the loss pulls the two predictions together.
 - **Event-carried posts** (`data/events/*.jsonl`, written from `data/events/BRIEF.md`):
   all of them, every epoch. They are the only source of posts whose emotion comes from
   what happened rather than from a word that names it.
@@ -86,3 +89,14 @@ def training_set(
         labels = labels + event_labels
         counts["events"] = len(event_texts)
     return out, labels, counts
+
+
+def cue_free_pairs(texts: list[str], seed: int, share: float) -> dict[int, str]:
+    """{index: cue-free copy} for `share` of the texts that still carry the cue. Its
+    own random stream, so the training set itself is the same with or without pairs."""
+    rng = random.Random(seed + 1)
+    return {
+        i: rewrite(text, rng.choice(VARIANTS))
+        for i, text in enumerate(texts)
+        if has_cue(text) and rng.random() < share
+    }

@@ -68,6 +68,13 @@ def parse_args() -> argparse.Namespace:
         default=0,
         help="also score the running mean of the weights over the last N epochs (every step) as a candidate",
     )
+    p.add_argument(
+        "--consistency-share",
+        type=float,
+        default=0.0,
+        help="with --augment: share of cue texts also trained as a cue-free copy, with a consistency loss (R-Drop style)",
+    )
+    p.add_argument("--consistency-weight", type=float, default=1.0, help="weight of the symmetric KL between the pair")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--augment", action="store_true", help="train on the robust set (augment.py)")
@@ -114,6 +121,13 @@ def class_weights(labels: list[int], scheme: str) -> torch.Tensor | None:
     weights = 1.0 / np.sqrt(counts)
     weights = weights / weights.mean()
     return torch.tensor(weights, dtype=torch.float32)
+
+
+def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The mean of KL(p_a || p_b) and KL(p_b || p_a) over the rows (R-Drop's term)."""
+    log_a, log_b = a.log_softmax(-1), b.log_softmax(-1)
+    kl = nn.functional.kl_div
+    return 0.5 * (kl(log_b, log_a, log_target=True, reduction="batchmean") + kl(log_a, log_b, log_target=True, reduction="batchmean"))
 
 
 def collate(encodings: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,7 +283,7 @@ def main() -> None:
     seed_everything(args.seed)
     base = args.base_model or base_model_dir()
 
-    augmentation = None
+    augmentation, pairs = None, {}
     if args.hub:
         train_x, train_y = read_hub_split("train")
     elif args.augment:
@@ -277,6 +291,12 @@ def main() -> None:
 
         train_x, train_y, augmentation = training_set(args.data_dir, args.seed, cue_share=args.cue_share)
         print(f"robust training set: {len(train_x)} texts ({augmentation})", flush=True)
+        if args.consistency_share > 0:
+            from augment import cue_free_pairs
+
+            pairs = cue_free_pairs(train_x, args.seed, args.consistency_share)
+            augmentation["consistency_pairs"] = len(pairs)
+            print(f"consistency pairs: {len(pairs)}", flush=True)
     else:
         train_x, train_y = read_split(args.data_dir, "train")
 
@@ -287,6 +307,7 @@ def main() -> None:
         for ids in tokenizer([cut_text(normalize(t), args.max_length, head) for t in texts])["input_ids"]
     ]
     train_enc = encode(train_x)
+    pair_enc = dict(zip(pairs, encode(list(pairs.values())))) if pairs else {}
     validation = selection_sets(encode)
     pad_id = tokenizer.pad_token_id
 
@@ -302,7 +323,16 @@ def main() -> None:
 
     def batch_loss(batch: list[int], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         target = torch.tensor([train_y[i] for i in batch])
-        return loss_fn(model(input_ids=ids, attention_mask=mask).logits, target)
+        paired = [row for row, i in enumerate(batch) if i in pair_enc]
+        if not paired:
+            return loss_fn(model(input_ids=ids, attention_mask=mask).logits, target)
+        # The cue-free copies ride in the same forward pass, after the batch's own rows.
+        encodings = [train_enc[i] for i in batch] + [pair_enc[batch[row]] for row in paired]
+        ids, mask = collate(encodings, pad_id)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        own, copies = logits[: len(batch)], logits[len(batch) :]
+        loss = loss_fn(logits, torch.cat([target, target[paired]]))
+        return loss + args.consistency_weight * symmetric_kl(own[paired], copies)
 
     started = time.time()
     history, best = train(model, tokenizer, args, train_enc, validation, pad_id, random.Random(args.seed), batch_loss)
