@@ -2,7 +2,8 @@
 //! any input is answered with a value or a named error, never a panic, and what is
 //! accepted is exactly what the contract says.
 
-use moodwire_core::{InputError, Keyword, Limit};
+use moodwire_core::ports::cache_key;
+use moodwire_core::{InputError, Keyword, Limit, Question, Scope, Subreddits, Window};
 use proptest::prelude::*;
 use unicode_normalization::UnicodeNormalization;
 
@@ -114,6 +115,60 @@ proptest! {
             Err(e) => {
                 prop_assert!(!(1..=1000).contains(&raw));
                 prop_assert_eq!(e.field(), "limit");
+            }
+        }
+    }
+
+    #[test]
+    fn subreddits_are_accepted_exactly_as_reddit_names_them(names in prop::collection::vec("[A-Za-z0-9_]{1,23}|\\PC{0,6}", 0..14)) {
+        let valid = |n: &String| (2..=21).contains(&n.chars().count()) && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let mut distinct: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        distinct.sort();
+        distinct.dedup();
+        match Subreddits::parse(&names) {
+            Ok(parsed) => {
+                prop_assert!(names.iter().all(valid) && distinct.len() <= Subreddits::MAX);
+                prop_assert_eq!(parsed.names(), &distinct[..]);
+                // Read back (from the cache or an event), a scope is the same scope.
+                let again = Subreddits::parse(parsed.names()).unwrap();
+                prop_assert_eq!(again, parsed);
+            }
+            Err(InputError::InvalidSubreddit { position, .. }) => {
+                prop_assert!(!valid(&names[position - 1]));
+                prop_assert!(names[..position - 1].iter().all(valid), "the first bad name is named");
+            }
+            Err(InputError::TooManySubreddits { got, .. }) => {
+                prop_assert!(names.iter().all(valid));
+                prop_assert_eq!(got, distinct.len());
+                prop_assert!(got > Subreddits::MAX);
+            }
+            Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_order_and_case_of_subreddits_do_not_make_a_different_question(
+        names in prop::collection::vec("[a-z0-9_]{2,21}", 1..6),
+        window in prop::sample::select(Window::NAMES.to_vec()),
+        seed in any::<u64>(),
+    ) {
+        let mut shuffled: Vec<String> = names.iter().rev().cloned().collect();
+        shuffled.rotate_left((seed as usize) % names.len());
+        let shouted: Vec<String> = shuffled.iter().map(|n| n.to_uppercase()).collect();
+        let question = |names: &[String]| {
+            let scope = Scope { subreddits: Subreddits::parse(names).unwrap(), window: Window::parse(window).unwrap() };
+            Question::new(Keyword::parse("tesla").unwrap(), Limit::DEFAULT).within(scope)
+        };
+        prop_assert_eq!(cache_key("m", &question(&names)), cache_key("m", &question(&shouted)));
+    }
+
+    #[test]
+    fn a_window_is_one_of_six_names(raw in "\\PC{0,8}") {
+        match Window::parse(&raw) {
+            Ok(window) => prop_assert_eq!(window.as_str(), raw.as_str()),
+            Err(e) => {
+                prop_assert!(!Window::NAMES.contains(&raw.as_str()));
+                prop_assert_eq!((e.field(), e.code()), ("window", "invalid_window"));
             }
         }
     }

@@ -95,6 +95,23 @@ pub fn openapi_json() -> utoipa::openapi::OpenApi {
             "type": "string",
             "pattern": Subreddits::NAME_PATTERN,
         });
+        // The history routes take the names comma-separated in one query parameter.
+        let name = Subreddits::NAME_PATTERN
+            .trim_start_matches('^')
+            .trim_end_matches('$');
+        let list = format!("^({name}(,{name}){{0,{}}})?$", Subreddits::MAX - 1);
+        for route in ["trend", "posts"] {
+            let pointer = format!("/paths/~1api~1keywords~1{{keyword}}~1{route}/get/parameters");
+            let parameters = doc
+                .pointer_mut(&pointer)
+                .and_then(|p| p.as_array_mut())
+                .unwrap_or_else(|| panic!("the description has {pointer}"));
+            let subreddits = parameters
+                .iter_mut()
+                .find(|p| p["name"] == "subreddits")
+                .unwrap_or_else(|| panic!("{pointer} has subreddits"));
+            subreddits["schema"]["pattern"] = list.clone().into();
+        }
         for (path, param) in [
             (
                 "/paths/~1api~1keywords/get/parameters/0/schema",
