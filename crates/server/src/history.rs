@@ -123,7 +123,8 @@ pub(crate) async fn trend(
     RawQuery(query): RawQuery,
 ) -> Result<Json<TrendResponse>, ApiError> {
     let route = keyword_route(&state, keyword, query, &TREND_POINTS)?;
-    let points = (route.history)
+    let points = route
+        .history
         .trend(&route.keyword, &route.scope, route.rows)
         .await?;
     let Scope { subreddits, window } = route.scope;
@@ -146,7 +147,8 @@ pub(crate) async fn posts(
     RawQuery(query): RawQuery,
 ) -> Result<Json<PostsResponse>, ApiError> {
     let route = keyword_route(&state, keyword, query, &POSTS_LIMIT)?;
-    let analysis = (route.history)
+    let analysis = route
+        .history
         .scored_posts(&route.keyword, &route.scope, route.rows)
         .await?;
     let Scope { subreddits, window } = route.scope;

@@ -9,6 +9,8 @@ use moodwire_core::history::{
 use moodwire_core::ports::StoreError;
 use moodwire_core::{excerpt, Emotion, EmotionShare, Post, Window};
 
+use crate::rows::SUBREDDIT_SEPARATOR;
+
 /// The `$1` most analysed keywords, each with every scope (series) it was asked in:
 /// the unrestricted series first, then the most analysed. Only the top keywords'
 /// analyses are grouped, through the series index.
@@ -167,7 +169,7 @@ pub(crate) fn moods(rows: Vec<MoodRow>) -> Result<Vec<KeywordMood>, StoreError> 
                     keyword,
                     display,
                     subreddits: subreddits
-                        .split('+')
+                        .split(SUBREDDIT_SEPARATOR)
                         .filter(|name| !name.is_empty())
                         .map(str::to_string)
                         .collect(),

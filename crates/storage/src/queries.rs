@@ -15,6 +15,7 @@ use crate::history_rows::{
     analysis_posts, moods, summaries, MoodRow, ScoredPostRow, SummaryRow, KEYWORD_MOODS,
     SCORED_POSTS, TREND,
 };
+use crate::rows::subreddits_column;
 use crate::store_error::{store_error, Dialect};
 
 /// Implements `History` and `Store` for a SQL store: its own `save_events` and
@@ -219,7 +220,7 @@ where
     ) -> Result<Vec<AnalysisSummary>, StoreError> {
         let rows = sqlx::query_as::<DB, SummaryRow>(TREND)
             .bind(keyword.normalized())
-            .bind(scope.subreddits.joined("+"))
+            .bind(subreddits_column(scope))
             .bind(scope.window.as_str().to_string())
             .bind(points as i64)
             .fetch_all(self.pool)
@@ -239,7 +240,7 @@ where
     ) -> Result<Option<AnalysisPosts>, StoreError> {
         let rows = sqlx::query_as::<DB, ScoredPostRow>(SCORED_POSTS)
             .bind(keyword.normalized())
-            .bind(scope.subreddits.joined("+"))
+            .bind(subreddits_column(scope))
             .bind(scope.window.as_str().to_string())
             .bind(max as i64)
             .fetch_all(self.pool)

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use moodwire_core::{AnalysisRecorded, Emotion, PostsSource};
+use moodwire_core::{AnalysisRecorded, Emotion, PostsSource, Scope};
 
 pub(crate) struct KeywordRow {
     pub keyword: String,
@@ -69,6 +69,15 @@ pub(crate) struct Rows {
     pub predictions: Vec<PredictionRow>,
 }
 
+/// Between the names of a scope's subreddits in `analyses.subreddits` (Reddit's
+/// multireddit form, `stocks+wallstreetbets`; empty: all of Reddit).
+pub(crate) const SUBREDDIT_SEPARATOR: &str = "+";
+
+/// A scope's subreddits as `analyses.subreddits` holds them.
+pub(crate) fn subreddits_column(scope: &Scope) -> String {
+    scope.subreddits.joined(SUBREDDIT_SEPARATOR)
+}
+
 pub(crate) fn source_name(source: PostsSource) -> &'static str {
     match source {
         PostsSource::Reddit => "reddit",
@@ -106,7 +115,7 @@ impl Rows {
                 keyword,
                 display: a.keyword.clone(),
                 post_limit: a.limit as i32,
-                subreddits: a.scope.subreddits.joined("+"),
+                subreddits: subreddits_column(&a.scope),
                 time_window: a.scope.window.as_str(),
                 post_count: a.count as i32,
                 model_version: a.model.clone(),
