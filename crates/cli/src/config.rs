@@ -1,11 +1,14 @@
 //! The command line and environment: one typed struct per concern, each field's
 //! default documented in its help. `wiring.rs` turns these into adapters.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use moodwire_core::service::AnalysisService;
 use moodwire_model::InferOptions;
+use moodwire_server::access::ApiKey;
+use moodwire_server::ConnectionLimits;
 use moodwire_sources::RedditConfig;
 use moodwire_storage::{Journal, KafkaConfig, MemoryPredictions, RedisCacheConfig};
 
@@ -33,6 +36,63 @@ impl FromStr for SourceSpec {
                 )),
             },
         }
+    }
+}
+
+/// `moodwire serve`: the HTTP server, and the pipeline and background jobs behind it.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MOODWIRE_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+    /// Longest a request may take before it is answered 503, in seconds.
+    #[arg(long, env = "MOODWIRE_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout_secs: u64,
+    /// How long a client may take to send a request's headers, in seconds; a slower
+    /// one (slow-loris) is disconnected.
+    #[arg(long, env = "MOODWIRE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_read_timeout_secs: u64,
+    /// Largest request line and headers, in bytes; a larger head is answered 431.
+    #[arg(long, env = "MOODWIRE_MAX_HEADER_BYTES", default_value_t = ConnectionLimits::default().max_header_bytes as u64, value_parser = clap::value_parser!(u64).range(1024..=1 << 20))]
+    pub max_header_bytes: u64,
+    /// Most open client connections; new ones past it are closed at once.
+    #[arg(long, env = "MOODWIRE_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// A client connection with no request in flight for this long (seconds) is closed.
+    #[arg(long, env = "MOODWIRE_IDLE_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout_secs: u64,
+    /// On SIGTERM / Ctrl-C, how long in-flight requests may still take, in seconds.
+    #[arg(long, env = "MOODWIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Requests a minute each client may make on average (per API key, else per IP
+    /// address); 0: no limit.
+    #[arg(long, env = "MOODWIRE_RATE_LIMIT_PER_MINUTE", default_value_t = 0)]
+    pub rate_limit_per_minute: u32,
+    /// Requests a client may make at once before the average applies.
+    #[arg(long, env = "MOODWIRE_RATE_LIMIT_BURST", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: u32,
+    /// Serve only: leave the background jobs (idle sync, recovery, warmer) to
+    /// `moodwire worker` processes. Forwarding events to Kafka still runs here, and the
+    /// dashboard still reads the store.
+    #[arg(long, env = "MOODWIRE_NO_WORKER")]
+    pub no_worker: bool,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// The API keys, from `MOODWIRE_API_KEYS` only (a flag would show in `ps`): see
+    /// [`ServeArgs::api_keys_from_env`]. Their `Debug` is redacted.
+    #[arg(skip)]
+    pub api_keys: Vec<ApiKey>,
+}
+
+impl ServeArgs {
+    /// Reads the comma-separated keys of `MOODWIRE_API_KEYS` (none when unset).
+    pub fn api_keys_from_env(mut self) -> Self {
+        self.api_keys = std::env::var("MOODWIRE_API_KEYS")
+            .map(|list| ApiKey::parse_list(&list))
+            .unwrap_or_default();
+        self
     }
 }
 

@@ -1,16 +1,10 @@
 //! The `moodwire` command. See `moodwire --help` and DESIGN.md for the contract.
 
-mod background;
-mod commands;
-mod config;
-mod model_args;
-mod telemetry;
-mod wiring;
-
 use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use moodwire::commands;
 
 #[derive(Parser)]
 #[command(

@@ -219,19 +219,35 @@ impl PipelineArgs {
 
     /// The service, appending to the event log.
     pub async fn build(&self) -> anyhow::Result<Pipeline> {
-        self.build_with(self.cache.open().await?).await
+        self.build_observing(|classifier| classifier).await
+    }
+
+    /// The service with its classifier passed through `observe` first (see
+    /// `App::build_observing`).
+    pub async fn build_observing(
+        &self,
+        observe: impl FnOnce(Arc<dyn Classifier>) -> Arc<dyn Classifier>,
+    ) -> anyhow::Result<Pipeline> {
+        self.compose(self.cache.open().await?, observe).await
     }
 
     /// The service on the given caches (benchmarks that must start them empty).
     pub async fn build_with(&self, caches: Caches) -> anyhow::Result<Pipeline> {
+        self.compose(caches, |classifier| classifier).await
+    }
+
+    async fn compose(
+        &self,
+        caches: Caches,
+        observe: impl FnOnce(Arc<dyn Classifier>) -> Arc<dyn Classifier>,
+    ) -> anyhow::Result<Pipeline> {
         let events = self.events.open().await?;
         let cache = Arc::clone(&caches.results);
-        let service = Arc::new(
-            self.build_service(caches, Arc::new(events.journal.clone()))
-                .await?,
-        );
+        let service = self
+            .build_service(caches, Arc::new(events.journal.clone()), observe)
+            .await?;
         Ok(Pipeline {
-            service,
+            service: Arc::new(service),
             cache,
             events,
         })
@@ -242,6 +258,7 @@ impl PipelineArgs {
         &self,
         caches: Caches,
         events: Arc<dyn moodwire_core::ports::EventLog>,
+        observe: impl FnOnce(Arc<dyn Classifier>) -> Arc<dyn Classifier>,
     ) -> anyhow::Result<AnalysisService> {
         let source = self.post_source(caches.redis.clone()).await?;
         let dir = self.model.open_async().await?;
@@ -257,7 +274,7 @@ impl PipelineArgs {
         })
         .await
         .context("the model loader panicked")??;
-        let classifier: Arc<dyn Classifier> = Arc::new(infer);
+        let classifier = observe(Arc::new(infer));
         Ok(
             AnalysisService::new(source, classifier, caches.results, events)
                 .with_prediction_cache(caches.predictions)

@@ -902,8 +902,10 @@ async fn hostile_and_huge_analyses_never_stop_persistence() {
         ),
         ("REDDIT_AUTH_URL", &auth_url),
         ("REDDIT_API_URL", &reddit.uri()),
-        // 1,000 long posts take seconds of inference; a busy machine must not time it out.
+        // 1,000 long posts take seconds of inference; a busy machine must not time it out,
+        // nor starve the analysis threads of a lower priority than its other work.
         ("MOODWIRE_REQUEST_TIMEOUT_SECS", "120"),
+        ("MOODWIRE_ANALYSIS_NICE", "0"),
     ]);
     // A poison event from before input hygiene, waiting in the journal.
     let mut poison = synthetic_event(0, 3);

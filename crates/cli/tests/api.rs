@@ -1,36 +1,45 @@
-//! The HTTP contract of `moodwire serve`, against the real model, the bundled
-//! sample corpus and the in-process cache. Each test starts its own app on port 0.
+//! The HTTP contract of `moodwire serve`, against the real model, the bundled sample
+//! corpus and the in-process cache. Each test builds its app the way `moodwire serve`
+//! does, through the composition root (`moodwire::app::App`) from a command line, on
+//! port 0 with a data folder of its own.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use clap::Parser;
 use serde_json::{json, Value};
 
+use moodwire::app::{analysis_runtime, App};
+use moodwire::config::ServeArgs;
 use moodwire_core::ports::{Classifier, ClassifyError};
-use moodwire_core::service::AnalysisService;
 use moodwire_core::Prediction;
-use moodwire_model::{Engine, EngineOptions, Infer, InferOptions, ModelDir};
-use moodwire_server::access::{AccessPolicy, ApiKey, RateLimit};
-use moodwire_server::{router, serve_with, AppState, ConnectionLimits};
-use moodwire_sources::SampleCorpus;
-use moodwire_storage::{Journal, MemoryCache};
+use moodwire_server::access::{AccessPolicy, ApiKey};
+use moodwire_storage::Journal;
 
-fn repo(path: &str) -> PathBuf {
+fn repo(path: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(path)
+        .display()
+        .to_string()
 }
 
-/// Counts how often the real classifier is asked to work.
+/// `moodwire serve`'s command line.
+#[derive(Parser)]
+struct ServeCommand {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+/// Counts how often the model is asked to work, and from which thread.
 struct CountingClassifier {
-    inner: Infer,
+    inner: Arc<dyn Classifier>,
     calls: AtomicUsize,
-    /// The name of the thread each call was made on.
-    threads: std::sync::Mutex<Vec<String>>,
+    threads: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -50,15 +59,31 @@ impl Classifier for CountingClassifier {
 struct TestApp {
     base: String,
     journal: Journal,
-    _data: tempfile::TempDir,
     classifier: Arc<CountingClassifier>,
     client: reqwest::Client,
+    /// The runtime new analyses are computed on, as `moodwire serve` makes it.
+    analyses: Option<tokio::runtime::Runtime>,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A runtime cannot be dropped inside another (the test's): let it go instead.
+        if let Some(analyses) = self.analyses.take() {
+            analyses.shutdown_background();
+        }
+    }
 }
 
 impl TestApp {
     /// How many times the model has been asked to classify.
     fn model_calls(&self) -> usize {
         self.classifier.calls.load(Ordering::SeqCst)
+    }
+
+    /// `host:port`, for raw connections.
+    fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     fn url(&self, path: &str) -> String {
@@ -87,83 +112,57 @@ impl TestApp {
     }
 }
 
-/// How a test app differs from the defaults.
-#[derive(Default)]
-struct Options {
-    infer: InferOptions,
-    access: AccessPolicy,
-    limits: ConnectionLimits,
-    /// A bound on the journal file (default: the production one).
-    journal_max_bytes: Option<u64>,
-    /// Where new analyses are computed (default: in place).
-    analysis_runtime: Option<tokio::runtime::Handle>,
-}
-
 async fn spawn_app() -> TestApp {
-    spawn_app_with(Options::default()).await
+    spawn_app_with(&[]).await
 }
 
-/// The app with these API keys (comma-separated) and no rate limit.
-async fn spawn_app_with_keys(keys: &str) -> TestApp {
-    spawn_app_with(Options {
-        access: AccessPolicy::new(ApiKey::parse_list(keys), None),
-        ..Options::default()
+/// The app `moodwire serve` builds with these flags besides the test's own (port 0,
+/// a fresh data folder, the bundled model and sample corpus, no background jobs).
+async fn spawn_app_with(flags: &[&str]) -> TestApp {
+    spawn_app_with_keys(flags, "").await
+}
+
+/// As [`spawn_app_with`], with these API keys (comma-separated), which `moodwire serve`
+/// reads from `MOODWIRE_API_KEYS`.
+async fn spawn_app_with_keys(flags: &[&str], keys: &str) -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    let own = [
+        "serve".to_string(),
+        "--addr=127.0.0.1:0".to_string(),
+        format!("--data-dir={}", data.path().display()),
+        format!("--model={}", repo("models/emotion")),
+        "--source=sample".to_string(),
+        format!("--sample-dir={}", repo("data/sample")),
+        "--no-worker".to_string(),
+    ];
+    let command = own.into_iter().chain(flags.iter().map(|f| f.to_string()));
+    let mut args = ServeCommand::try_parse_from(command)
+        .expect("a valid command line")
+        .args;
+    args.api_keys = ApiKey::parse_list(keys);
+    let analyses = analysis_runtime(args.pipeline.analysis_nice).unwrap();
+    let mut counting = None;
+    let app = App::build_observing(&args, analyses.handle().clone(), |inner| {
+        let classifier = Arc::new(CountingClassifier {
+            inner,
+            calls: AtomicUsize::new(0),
+            threads: Mutex::new(Vec::new()),
+        });
+        counting = Some(Arc::clone(&classifier));
+        classifier
     })
     .await
-}
-
-/// The app with these connection limits, and the address to open raw connections to.
-async fn spawn_app_with_limits(limits: ConnectionLimits) -> (TestApp, String) {
-    let app = spawn_app_with(Options {
-        limits,
-        ..Options::default()
-    })
-    .await;
-    let address = app.base.trim_start_matches("http://").to_string();
-    (app, address)
-}
-
-async fn spawn_app_with(options: Options) -> TestApp {
-    let dir = ModelDir::open(repo("models/emotion")).expect("the bundled model");
-    let engine = Engine::load(&dir, EngineOptions::default()).expect("the model loads");
-    let classifier = Arc::new(CountingClassifier {
-        inner: Infer::start(engine, options.infer).unwrap(),
-        calls: AtomicUsize::new(0),
-        threads: std::sync::Mutex::new(Vec::new()),
-    });
-    let corpus = Arc::new(SampleCorpus::load(&repo("data/sample")).unwrap());
-    let cache = Arc::new(MemoryCache::new(Duration::from_secs(3600), 1000));
-    let data = tempfile::tempdir().unwrap();
-    let max_bytes = options
-        .journal_max_bytes
-        .unwrap_or(Journal::DEFAULT_MAX_BYTES);
-    let journal = Journal::open_bounded(data.path(), max_bytes).await.unwrap();
-    let service = Arc::new(AnalysisService::new(
-        corpus,
-        classifier.clone(),
-        cache,
-        Arc::new(journal.clone()),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut state = AppState::new(service, Duration::from_secs(60)).with_access(options.access);
-    if let Some(runtime) = options.analysis_runtime {
-        state = state.with_analysis_runtime(runtime);
-    }
-    let app = router(state);
-    tokio::spawn(serve_with(
-        listener,
-        app,
-        std::future::pending(),
-        Duration::from_secs(1),
-        options.limits,
-    ));
+    .expect("the app builds");
+    let base = format!("http://{}", app.local_addr());
+    let journal = app.journal().clone();
+    tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         base,
         journal,
-        _data: data,
-        classifier,
+        classifier: counting.expect("the classifier was observed"),
         client: reqwest::Client::new(),
+        analyses: Some(analyses),
+        _data: data,
     }
 }
 
@@ -287,16 +286,7 @@ async fn one_hundred_concurrent_misses_run_inference_once() {
 #[tokio::test]
 async fn overload_is_answered_503_with_retry_after_at_once() {
     // A queue of one token: the first miss is admitted, concurrent ones are refused.
-    let app = Arc::new(
-        spawn_app_with(Options {
-            infer: InferOptions {
-                max_queued_tokens: 1,
-                ..InferOptions::default()
-            },
-            ..Options::default()
-        })
-        .await,
-    );
+    let app = Arc::new(spawn_app_with(&["--max-queued-tokens=1"]).await);
     let keywords = [
         "AI",
         "climate",
@@ -529,7 +519,14 @@ async fn subreddits_and_a_window_are_a_question_of_their_own() {
         (json!("inference"), json!("week"))
     );
     assert!(count(&week) < count(&scoped), "{week}");
-    assert_eq!(app.model_calls(), 3, "three questions, each computed once");
+    assert_eq!(
+        app.journal.pending().await.unwrap(),
+        3,
+        "three questions, each computed once"
+    );
+    // The scoped questions' posts are among the unrestricted one's: their predictions
+    // come from the prediction cache.
+    assert_eq!(app.model_calls(), 1);
 }
 
 #[tokio::test]
@@ -608,7 +605,7 @@ async fn health_readiness_metrics_and_openapi() {
 
 #[tokio::test]
 async fn api_keys_guard_every_route_but_healthz() {
-    let app = spawn_app_with_keys("k-one,k-two").await;
+    let app = spawn_app_with_keys(&[], "k-one,k-two").await;
     let client = &app.client;
     let healthz = client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(healthz.status(), 200);
@@ -661,18 +658,7 @@ async fn api_keys_guard_every_route_but_healthz() {
 
 #[tokio::test]
 async fn each_client_gets_its_burst_then_429_with_retry_after() {
-    let access = AccessPolicy::new(
-        Vec::new(),
-        Some(RateLimit {
-            per_minute: 6,
-            burst: 3,
-        }),
-    );
-    let app = spawn_app_with(Options {
-        access,
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_app_with(&["--rate-limit-per-minute=6", "--rate-limit-burst=3"]).await;
     let statuses: Vec<u16> = readyz_statuses(&app, 5).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
@@ -700,13 +686,13 @@ async fn each_client_gets_its_burst_then_429_with_retry_after() {
 #[tokio::test]
 async fn slow_huge_or_excess_connections_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let limits = ConnectionLimits {
-        header_read_timeout: Duration::from_secs(1),
-        max_header_bytes: 16 * 1024,
-        max_connections: 3,
-        ..ConnectionLimits::default()
-    };
-    let (app, address) = spawn_app_with_limits(limits).await;
+    let app = spawn_app_with(&[
+        "--header-read-timeout-secs=1",
+        "--max-header-bytes=16384",
+        "--max-connections=3",
+    ])
+    .await;
+    let address = app.address().to_string();
 
     let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: moodwire\r\n")
@@ -819,8 +805,9 @@ async fn analyze_takes_json_bodies_only() {
 
 #[tokio::test]
 async fn a_server_side_failure_says_what_to_do_and_the_request_id_not_the_details() {
-    // The history routes answer 503 while the store is not connected (never here).
-    let app = spawn_app().await;
+    // The history routes answer 503 while the store is not connected: nothing listens
+    // on port 1.
+    let app = spawn_app_with(&["--database-url=postgres://moodwire@127.0.0.1:1/none"]).await;
     let response = app.get("/api/keywords").await;
     assert_eq!(response.status(), 503);
     let request_id = response.headers()["x-request-id"]
@@ -872,12 +859,8 @@ async fn invented_methods_do_not_grow_the_metrics() {
 #[tokio::test]
 async fn silent_connections_are_closed_at_the_header_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let limits = ConnectionLimits {
-        header_read_timeout: Duration::from_secs(1),
-        ..ConnectionLimits::default()
-    };
-    // `_app` keeps the server up to the end of the test.
-    let (_app, address) = spawn_app_with_limits(limits).await;
+    let app = spawn_app_with(&["--header-read-timeout-secs=1"]).await;
+    let address = app.address().to_string();
     for first_bytes in [&b""[..], b"P", b"PRI * HTTP/2.0\r\n"] {
         let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
         silent.write_all(first_bytes).await.unwrap();
@@ -897,7 +880,7 @@ async fn silent_connections_are_closed_at_the_header_timeout() {
 
 #[tokio::test]
 async fn repeated_bad_keys_from_one_address_are_refused_for_a_while() {
-    let app = spawn_app_with_keys("the-key").await;
+    let app = spawn_app_with_keys(&[], "the-key").await;
     let readyz = |key: &str| {
         app.client
             .get(app.url("/readyz"))
@@ -918,21 +901,29 @@ async fn repeated_bad_keys_from_one_address_are_refused_for_a_while() {
 
 #[tokio::test]
 async fn a_full_journal_is_reported_and_the_answer_still_served() {
-    let app = spawn_app_with(Options {
-        journal_max_bytes: Some(64 * 1024),
-        ..Options::default()
-    })
-    .await;
+    // The first analyses classify a thousand posts each: on a busy machine that can
+    // take longer than the default request timeout.
+    let app = spawn_app_with(&["--journal-max-mb=1", "--request-timeout-secs=300"]).await;
     let get_ready = || async { app.get("/readyz").await.json::<Value>().await.unwrap() };
     assert_eq!(get_ready().await["event_log"], "ok");
-    // 64 KiB take a few small analyses and no large one.
-    let (status, body) = app
-        .post(r#"{"keyword": "AI", "limit": 400, "return_plot": false}"#)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let ready = get_ready().await;
-    assert_eq!(ready["status"], "ready");
-    let event_log = ready["event_log"].as_str().unwrap();
+    // Large analyses of common words, until one no longer fits in the megabyte.
+    let mut event_log = String::new();
+    for keyword in [
+        "the", "and", "to", "my", "it", "of", "is", "in", "that", "for",
+    ] {
+        let (status, body) = app
+            .post(&format!(
+                r#"{{"keyword": "{keyword}", "limit": 1000, "return_plot": false}}"#
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let ready = get_ready().await;
+        assert_eq!(ready["status"], "ready");
+        event_log = ready["event_log"].as_str().unwrap().to_string();
+        if event_log != "ok" {
+            break;
+        }
+    }
     assert!(
         event_log.starts_with("failing: ") && event_log.contains("full"),
         "{event_log}"
@@ -946,17 +937,7 @@ async fn a_full_journal_is_reported_and_the_answer_still_served() {
 
 #[tokio::test]
 async fn new_analyses_are_computed_on_the_analysis_runtime_and_hits_answered_in_place() {
-    let analyses = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("test-analysis")
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = spawn_app_with(Options {
-        analysis_runtime: Some(analyses.handle().clone()),
-        ..Options::default()
-    })
-    .await;
+    let mut app = spawn_app().await;
     let body = r#"{"keyword": "AI", "limit": 20, "return_plot": false}"#;
     let (status, computed) = app.post(body).await;
     assert_eq!(status, 200, "{computed}");
@@ -966,12 +947,12 @@ async fn new_analyses_are_computed_on_the_analysis_runtime_and_hits_answered_in_
     assert_eq!(hit["source"], "cache");
     assert_eq!(
         *app.classifier.threads.lock().unwrap(),
-        ["test-analysis"],
+        ["moodwire-analysis"],
         "one inference, asked from the analysis runtime"
     );
     // Once that runtime is gone (the server shutting down), a new question is refused
     // as such; a cached one is still answered.
-    analyses.shutdown_background();
+    app.analyses.take().unwrap().shutdown_background();
     let (status, refused) = app
         .post(r#"{"keyword": "AI", "limit": 21, "return_plot": false}"#)
         .await;
