@@ -21,6 +21,7 @@ use crate::config::ServeArgs;
 /// A server ready to accept: listening, its model loaded, its background jobs started.
 pub struct App {
     listener: TcpListener,
+    address: SocketAddr,
     state: AppState,
     background: Background,
     journal: Journal,
@@ -57,18 +58,19 @@ impl App {
         let listener = TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
-        let local = listener.local_addr()?;
+        let address = listener.local_addr()?;
         tracing::info!(
             model = service.model_version(),
-            "listening on http://{local}"
+            "listening on http://{address}"
         );
         let state = AppState::new(service, Duration::from_secs(args.request_timeout_secs))
-            .with_access(access_policy(args, local))
+            .with_access(access_policy(args, address))
             .with_store(background.store.clone())
             .with_backlog(background.backlog.clone())
             .with_analysis_runtime(analyses);
         Ok(App {
             listener,
+            address,
             state,
             background,
             journal,
@@ -84,9 +86,7 @@ impl App {
 
     /// Where it listens (port 0 in the configuration picks a free one).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.address
     }
 
     /// The event log that computed analyses are appended to.
