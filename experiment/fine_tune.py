@@ -59,7 +59,13 @@ def parse_args() -> argparse.Namespace:
         "--class-weights",
         choices=["none", "sqrt_inverse"],
         default="sqrt_inverse",
-        help="loss weights against class imbalance: none, or 1/sqrt(frequency) normalised to mean 1",
+        help="loss weights against class imbalance: none, or 1/frequency**power normalised to mean 1",
+    )
+    p.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=0.5,
+        help="with --class-weights sqrt_inverse: the power of the inverse frequency (0.5: 1/sqrt; 1: inverse)",
     )
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument(
@@ -114,11 +120,11 @@ def freeze_word_embeddings(model) -> None:
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
 
 
-def class_weights(labels: list[int], scheme: str) -> torch.Tensor | None:
+def class_weights(labels: list[int], scheme: str, power: float) -> torch.Tensor | None:
     if scheme == "none":
         return None
     counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float64)
-    weights = 1.0 / np.sqrt(counts)
+    weights = counts**-power
     weights = weights / weights.mean()
     return torch.tensor(weights, dtype=torch.float32)
 
@@ -319,7 +325,7 @@ def main() -> None:
     )
     if args.freeze_word_embeddings:
         freeze_word_embeddings(model)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_y, args.class_weights), label_smoothing=args.label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_y, args.class_weights, args.class_weight_power), label_smoothing=args.label_smoothing)
 
     def batch_loss(batch: list[int], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         target = torch.tensor([train_y[i] for i in batch])
